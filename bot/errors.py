@@ -1,0 +1,172 @@
+"""Every refusal the bot gives a person is one of these exceptions.
+
+Each says what was wrong (``str(exc)``) and, where it can, what would be right (``exc.hint``).
+Handlers and the CLI render them in one place; nothing has been written when one is raised
+from a service, because services raise before they commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+class PncError(Exception):
+    """Base class: a request the bot understood and refused, or could not understand."""
+
+    #: stable machine-readable name, used in the audit log and in JSON output
+    code = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def render(self) -> str:
+        """The whole refusal as one plain-text paragraph."""
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class InvalidInput(PncError):
+    """Malformed arguments or field values."""
+
+    code = "invalid_input"
+
+
+class MalformedCommand(InvalidInput):
+    code = "malformed_command"
+
+    def __init__(self, problem: str, usage: str) -> None:
+        super().__init__(problem, f"Usage: {usage}")
+        self.usage = usage
+
+
+class InvalidDate(InvalidInput):
+    code = "invalid_date"
+
+
+class NotFound(PncError):
+    """Something named by the user does not exist; ``suggestions`` holds close matches."""
+
+    code = "not_found"
+    noun = "item"
+
+    def __init__(self, value: str, suggestions: Sequence[str] = (), extra: str = "") -> None:
+        self.value = value
+        self.suggestions = tuple(suggestions)
+        hint = f"Did you mean {_quoted(self.suggestions)}?" if self.suggestions else None
+        if extra:
+            hint = f"{hint} {extra}" if hint else extra
+        super().__init__(f"There is no {self.noun} `{value}`.", hint)
+
+
+class UnknownFactory(NotFound):
+    code = "unknown_factory"
+    noun = "factory"
+
+
+class UnknownBuyer(NotFound):
+    code = "unknown_buyer"
+    noun = "buyer"
+
+
+class UnknownCountry(NotFound):
+    code = "unknown_country"
+    noun = "country"
+
+
+class UnknownAssessment(NotFound):
+    code = "unknown_assessment"
+    noun = "assessment"
+
+
+class UnknownIssueCodes(InvalidInput):
+    """One or more codes are not in the country's public-reporting catalogue."""
+
+    code = "unknown_issue_codes"
+
+    def __init__(self, country: str, unknown: dict[str, Sequence[str]]) -> None:
+        self.country = country
+        self.unknown = {k: tuple(v) for k, v in unknown.items()}
+        parts = []
+        for bad, close in self.unknown.items():
+            parts.append(f"`{bad}` (did you mean {_quoted(close)}?)" if close else f"`{bad}`")
+        noun = (
+            "is not a public-reporting issue code"
+            if len(parts) == 1
+            else ("are not public-reporting issue codes")
+        )
+        super().__init__(
+            f"{', '.join(parts)} {noun} in {country}.",
+            f"List the codes with `issues {country}`; use `none` for an assessment with no "
+            "non-compliant public-reporting issues.",
+        )
+
+
+class Conflict(PncError):
+    """The request contradicts what is already stored."""
+
+    code = "conflict"
+
+
+class DuplicateAssessment(Conflict):
+    code = "duplicate_assessment"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class StateConflict(Conflict):
+    """The factory is not in a state that allows this (e.g. readmission when not designated)."""
+
+    code = "state_conflict"
+
+
+class PermissionDenied(PncError):
+    code = "permission_denied"
+
+    def __init__(self, action: str, needed: str, managers: Sequence[str] = ()) -> None:
+        self.action = action
+        self.needed = needed
+        self.managers = tuple(managers)
+        who = (
+            "Ask a manager to grant it: " + ", ".join(f"<@{m}>" for m in self.managers) + "."
+            if self.managers
+            else "Ask a pnc-bot manager to grant it."
+        )
+        super().__init__(f"`{action}` needs the {needed} role.", who)
+
+
+class ConfigError(PncError):
+    """The configuration (environment or TOML file) is invalid; raised at start-up."""
+
+    code = "config_error"
+
+
+class ImportRejected(PncError):
+    """A CSV file had bad rows; nothing was written."""
+
+    code = "import_rejected"
+
+    def __init__(self, path: str, errors: Sequence[tuple[int, str]], total_rows: int) -> None:
+        self.path = path
+        self.errors = list(errors)
+        self.total_rows = total_rows
+        n = len(self.errors)
+        rows = "bad row" if n == 1 else "bad rows"
+        super().__init__(
+            f"{path}: {n} {rows} out of {total_rows}; nothing was imported.",
+            "Fix the rows listed and import the file again.",
+        )
+
+    def render(self) -> str:
+        lines = [super().render()]
+        lines += [f"  line {line}: {reason}" for line, reason in self.errors]
+        return "\n".join(lines)

@@ -1,0 +1,338 @@
+"""The PNC framework as a pure function (SPEC §2).
+
+``evaluate`` takes a country's rules and one factory's whole history — its assessments and its
+readmission applications, in any order — and says what that history means: the state and its
+label, the current streak, whether each assessment counted, the events the history gives rise to
+(each with a stable key, so it is notified once however often the history is re-evaluated) and
+the basis of the current designation.
+
+Nothing here does I/O, and nothing about status is stored as truth: the store keeps the history,
+and asks this module what it means every time the history changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class State(StrEnum):
+    NOT_COVERED = "not_covered"
+    NOT_AT_RISK = "not_at_risk"
+    AT_RISK = "at_risk"
+    PNC = "pnc"
+    READMISSION_REVIEW = "readmission_review"
+
+
+class EventKind(StrEnum):
+    AT_RISK_WARNING = "at_risk_warning"
+    PROCESS_STOPPED = "process_stopped"
+    PNC_DESIGNATED = "pnc_designated"
+    READMISSION_APPLIED = "readmission_applied"
+    UNANNOUNCED_SCHEDULED = "unannounced_scheduled"
+    READMISSION_APPROVED = "readmission_approved"
+    READMISSION_REJECTED = "readmission_rejected"
+
+
+class NotCounted(StrEnum):
+    """Why an assessment did not move the streak."""
+
+    NOT_COVERED = "not_covered"
+    BEFORE_PUBLIC_REPORTING = "before_public_reporting"
+    DESIGNATED = "designated"
+
+
+DESIGNATED_STATES = frozenset({State.PNC, State.READMISSION_REVIEW})
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One country's settings of the framework (defaults are the framework's own)."""
+
+    pnc_enabled: bool = True
+    public_reporting_since: date = date(2017, 7, 1)
+    threshold: int = 4
+    consecutive: int = 3
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError("threshold must be at least 1")
+        if self.consecutive < 1:
+            raise ValueError("consecutive must be at least 1")
+
+
+@dataclass(frozen=True)
+class AssessmentRecord:
+    id: int
+    assessed_on: date
+    nc_issues: frozenset[str] = frozenset()
+    kind: str = "regular"
+
+    @property
+    def nc_count(self) -> int:
+        return len(self.nc_issues)
+
+
+@dataclass(frozen=True)
+class ReadmissionRecord:
+    """A readmission application; ``approved`` is None while the decision is open."""
+
+    id: int
+    applied_on: date
+    unannounced_on: date | None = None
+    decided_on: date | None = None
+    approved: bool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.decided_on is None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one assessment meant: ``fails`` compares its count with the threshold, ``counted``
+    says whether it moved the streak (and ``not_counted`` why not)."""
+
+    assessment: AssessmentRecord
+    counted: bool
+    fails: bool
+    not_counted: NotCounted | None = None
+
+    @property
+    def nc_count(self) -> int:
+        return self.assessment.nc_count
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the history gives rise to, which people are told about once.
+
+    ``key`` is stable: the same history always yields the same keys, and a key names the facts
+    the notice stated (for a warning, its "k of n"), so a changed history that no longer supports
+    a notified event shows up as a key that is no longer derived.
+    """
+
+    kind: EventKind
+    key: str
+    on: date
+    assessment_id: int | None = None
+    application_id: int | None = None
+    k: int | None = None
+    basis: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    state: State
+    streak: int
+    threshold: int
+    consecutive: int
+    verdicts: tuple[Verdict, ...]
+    events: tuple[Event, ...]
+    #: the assessments that were the basis of the current designation (empty unless designated)
+    basis: tuple[AssessmentRecord, ...] = ()
+    #: the open readmission application, when under review
+    open_application: ReadmissionRecord | None = None
+    #: applications made while the factory was not designated (kept, but they changed nothing)
+    ignored_applications: tuple[int, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        return label_for(self.state, self.streak, self.consecutive)
+
+    @property
+    def designated(self) -> bool:
+        return self.state in DESIGNATED_STATES
+
+
+def label_for(state: State, streak: int, consecutive: int) -> str:
+    """The exact label SPEC §2 gives each state."""
+    match state:
+        case State.NOT_COVERED:
+            return "Not covered by the PNC framework"
+        case State.NOT_AT_RISK:
+            return "Not at risk"
+        case State.AT_RISK:
+            return f"At risk ({streak} of {consecutive})"
+        case State.PNC:
+            return "Persistently non-compliant"
+        case State.READMISSION_REVIEW:
+            return "Readmission under review"
+    raise ValueError(state)  # pragma: no cover
+
+
+def event_key(
+    factory_id: str,
+    kind: EventKind,
+    *,
+    assessment_id: int | None = None,
+    application_id: int | None = None,
+    k: int | None = None,
+) -> str:
+    parts = [factory_id, kind.value]
+    if assessment_id is not None:
+        parts.append(f"a{assessment_id}")
+    if application_id is not None:
+        parts.append(f"r{application_id}")
+    if k is not None:
+        parts.append(f"k{k}")
+    return "/".join(parts)
+
+
+# Order of things that happen on the same day: the assessment first, then an application made
+# that day, then a decision taken that day.
+_ASSESSMENT, _APPLICATION, _DECISION = 0, 1, 2
+
+
+def evaluate(
+    rules: Rules,
+    factory_id: str,
+    assessments: Iterable[AssessmentRecord],
+    readmissions: Iterable[ReadmissionRecord] = (),
+) -> Evaluation:
+    """What a factory's history means under ``rules``.
+
+    Assessments are taken in date order (ties by id), whatever order they arrive in.
+    """
+    history = sorted(assessments, key=lambda a: (a.assessed_on, a.id))
+    applications = list(readmissions)
+
+    if not rules.pnc_enabled:
+        verdicts = tuple(
+            Verdict(a, False, a.nc_count >= rules.threshold, NotCounted.NOT_COVERED)
+            for a in history
+        )
+        return Evaluation(
+            State.NOT_COVERED,
+            0,
+            rules.threshold,
+            rules.consecutive,
+            verdicts,
+            (),
+            ignored_applications=tuple(r.id for r in applications),
+        )
+
+    timeline: list[tuple[date, int, int, AssessmentRecord | ReadmissionRecord]] = [
+        (a.assessed_on, _ASSESSMENT, a.id, a) for a in history
+    ]
+    for r in applications:
+        timeline.append((r.applied_on, _APPLICATION, r.id, r))
+        if r.decided_on is not None:
+            timeline.append((max(r.decided_on, r.applied_on), _DECISION, r.id, r))
+    timeline.sort(key=lambda item: item[:3])
+
+    state = State.NOT_AT_RISK
+    run: list[AssessmentRecord] = []  # the current streak of failing assessments
+    basis: tuple[AssessmentRecord, ...] = ()
+    verdicts: list[Verdict] = []
+    events: list[Event] = []
+    accepted: set[int] = set()  # applications made while designated
+    ignored: list[int] = []
+    open_application: ReadmissionRecord | None = None
+
+    def emit(
+        kind: EventKind,
+        on: date,
+        *,
+        assessment_id: int | None = None,
+        application_id: int | None = None,
+        k: int | None = None,
+        basis: tuple[int, ...] = (),
+    ) -> None:
+        # a warning's key names its "k of n": the notice stated it, so a history that changes
+        # it must show up as a different event
+        key_k = k if kind is EventKind.AT_RISK_WARNING else None
+        key = event_key(
+            factory_id, kind, assessment_id=assessment_id, application_id=application_id, k=key_k
+        )
+        events.append(Event(kind, key, on, assessment_id, application_id, k, basis))
+
+    for on, what, _, item in timeline:
+        if what == _ASSESSMENT:
+            assert isinstance(item, AssessmentRecord)
+            fails = item.nc_count >= rules.threshold
+            if on < rules.public_reporting_since:
+                verdicts.append(Verdict(item, False, fails, NotCounted.BEFORE_PUBLIC_REPORTING))
+                continue
+            if state in DESIGNATED_STATES:
+                # shown to the reviewer (e.g. an unannounced verification visit), streak unmoved
+                verdicts.append(Verdict(item, False, fails, NotCounted.DESIGNATED))
+                continue
+            verdicts.append(Verdict(item, True, fails))
+            if fails:
+                run.append(item)
+                if len(run) >= rules.consecutive:
+                    state = State.PNC
+                    basis = tuple(run[-rules.consecutive :])
+                    emit(
+                        EventKind.PNC_DESIGNATED,
+                        on,
+                        assessment_id=item.id,
+                        basis=tuple(a.id for a in basis),
+                    )
+                else:
+                    state = State.AT_RISK
+                    emit(EventKind.AT_RISK_WARNING, on, assessment_id=item.id, k=len(run))
+            else:
+                if run:
+                    emit(EventKind.PROCESS_STOPPED, on, assessment_id=item.id, k=len(run))
+                run = []
+                state = State.NOT_AT_RISK
+            continue
+
+        assert isinstance(item, ReadmissionRecord)
+        if what == _APPLICATION:
+            if state != State.PNC:
+                ignored.append(item.id)
+                continue
+            accepted.add(item.id)
+            state = State.READMISSION_REVIEW
+            open_application = item
+            emit(EventKind.READMISSION_APPLIED, on, application_id=item.id)
+            if item.unannounced_on is not None:
+                emit(EventKind.UNANNOUNCED_SCHEDULED, item.unannounced_on, application_id=item.id)
+        elif item.id in accepted:  # a decision on an application that was accepted
+            open_application = None
+            if item.approved:
+                state = State.NOT_AT_RISK
+                run = []
+                basis = ()
+                emit(EventKind.READMISSION_APPROVED, on, application_id=item.id)
+            else:
+                state = State.PNC
+                emit(EventKind.READMISSION_REJECTED, on, application_id=item.id)
+
+    streak = rules.consecutive if state in DESIGNATED_STATES else len(run)
+    return Evaluation(
+        state,
+        streak,
+        rules.threshold,
+        rules.consecutive,
+        tuple(verdicts),
+        tuple(events),
+        basis=basis,
+        open_application=open_application,
+        ignored_applications=tuple(ignored),
+    )
+
+
+@dataclass(frozen=True)
+class EventChanges:
+    """How the derived events differ from the ones already recorded."""
+
+    new: tuple[Event, ...]
+    #: keys recorded before that the history no longer supports
+    unsupported: tuple[str, ...]
+    #: keys recorded before, marked unsupported, that the history supports again
+    restored: tuple[str, ...]
+
+
+def diff_events(derived: Sequence[Event], recorded: dict[str, bool]) -> EventChanges:
+    """Compare derived events with recorded ones (``recorded`` maps key → still supported)."""
+    derived_keys = {e.key for e in derived}
+    new = tuple(e for e in derived if e.key not in recorded)
+    unsupported = tuple(k for k, ok in recorded.items() if ok and k not in derived_keys)
+    restored = tuple(k for k, ok in recorded.items() if not ok and k in derived_keys)
+    return EventChanges(new, unsupported, restored)

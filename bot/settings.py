@@ -1,0 +1,98 @@
+"""The one ``Settings`` object: every environment variable of SPEC §4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from bot.errors import ConfigError
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class Settings(BaseSettings):
+    """Read from the environment; tests pass values by field name."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    database_url: SecretStr = Field(
+        SecretStr("sqlite+aiosqlite:///var/pnc.db"), validation_alias="PNC_DATABASE_URL"
+    )
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(SLACK_API_URL, validation_alias="PNC_SLACK_API_URL")
+    staff_channel: str | None = Field(None, validation_alias="PNC_STAFF_CHANNEL")
+    smtp_url: SecretStr | None = Field(None, validation_alias="PNC_SMTP_URL")
+    outbox_dir: Path = Field(Path("var/outbox"), validation_alias="PNC_OUTBOX_DIR")
+    mail_from: str = Field("pnc-bot@localhost", validation_alias="PNC_MAIL_FROM")
+    inspectorate_email: str | None = Field(None, validation_alias="PNC_INSPECTORATE_EMAIL")
+    admins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="PNC_ADMINS")
+    timezone: str = Field("Asia/Ho_Chi_Minh", validation_alias="PNC_TIMEZONE")
+    call_reminder_days: int = Field(3, ge=0, le=60, validation_alias="PNC_CALL_REMINDER_DAYS")
+    readmission_reminder_days: int = Field(
+        7, ge=1, le=90, validation_alias="PNC_READMISSION_REMINDER_DAYS"
+    )
+    config_path: Path | None = Field(None, validation_alias="PNC_CONFIG")
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (try Asia/Ho_Chi_Minh)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ValueError("not a database URL (e.g. sqlite+aiosqlite:///var/pnc.db)") from exc
+        if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"driver {parsed.drivername!r} is not supported: use sqlite+aiosqlite:///… or "
+                "postgresql+asyncpg://…"
+            )
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def database_url_redacted(self) -> str:
+        """The database URL with any password hidden, for logs and messages."""
+        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with a ``ConfigError`` naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError(
+            "Invalid configuration: " + "; ".join(problems),
+            "Check the environment variables listed in the README.",
+        ) from None

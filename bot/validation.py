@@ -1,0 +1,143 @@
+"""Parsing and checking what people type or import. Each function returns a clean value or
+raises a ``PncError`` saying what was wrong and what would be right."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+from typing import TYPE_CHECKING
+
+from bot.errors import InvalidDate, InvalidInput, UnknownIssueCodes
+
+if TYPE_CHECKING:
+    from bot.countries import Catalogue
+
+EARLIEST_ASSESSMENT = date(2000, 1, 1)
+IDENTIFIER = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_LIST_SEPARATORS = re.compile(r"[;,\s]+")
+NO_ISSUES = frozenset({"none", "-", ""})
+LANGUAGES = ("vi", "en")
+ASSESSMENT_KINDS = ("regular", "unannounced")
+
+
+def identifier(value: str, what: str = "id") -> str:
+    """A factory or buyer id: letters, digits, ``.``, ``_``, ``-``; compared upper-case."""
+    cleaned = value.strip().upper()
+    if not IDENTIFIER.fullmatch(cleaned):
+        shown = _shown(value)
+        raise InvalidInput(
+            f"`{shown}` is not a valid {what}.",
+            "Use letters, digits, `.`, `_` or `-` (up to 64), e.g. `VN-1234`.",
+        )
+    return cleaned
+
+
+def text(value: str, what: str, max_length: int = 200) -> str:
+    """A single line of free text (a name): no control characters, not empty."""
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        raise InvalidInput(f"The {what} is empty.", f"Give a {what}.")
+    if _CONTROL.search(value.replace("\t", " ")):
+        raise InvalidInput(f"The {what} contains control characters.", "Use one line of text.")
+    if len(cleaned) > max_length:
+        raise InvalidInput(
+            f"The {what} is {len(cleaned)} characters long.", f"Use at most {max_length}."
+        )
+    return cleaned
+
+
+def emails(value: str | Iterable[str], what: str = "email addresses") -> tuple[str, ...]:
+    """One or more addresses, separated by `;` or `,` in a string. At least one is required."""
+    parts = _LIST_SEPARATORS.split(value) if isinstance(value, str) else list(value)
+    result: list[str] = []
+    for part in parts:
+        address = part.strip().strip("<>")
+        if not address:
+            continue
+        if len(address) > 254 or not _EMAIL.fullmatch(address):
+            raise InvalidInput(
+                f"`{_shown(address)}` is not a valid email address.",
+                "Write addresses like `name@example.com`, separated by `;`.",
+            )
+        local, _, domain = address.rpartition("@")
+        normalised = f"{local}@{domain.lower()}"
+        if normalised not in result:
+            result.append(normalised)
+    if not result:
+        raise InvalidInput(f"No {what} given.", "Give at least one, e.g. `hr@factory.example`.")
+    return tuple(result)
+
+
+def iso_date(value: str, what: str = "date") -> date:
+    cleaned = value.strip()
+    try:
+        if not _ISO_DATE.fullmatch(cleaned):
+            raise ValueError
+        return date.fromisoformat(cleaned)
+    except ValueError:
+        raise InvalidDate(
+            f"`{_shown(value)}` is not a valid {what}.",
+            "Write dates as YYYY-MM-DD, e.g. 2026-03-31.",
+        ) from None
+
+
+def assessment_date(value: str | date, today: date) -> date:
+    """An assessment date: ISO, not in the future, not before 2000."""
+    day = iso_date(value, "assessment date") if isinstance(value, str) else value
+    if day > today:
+        raise InvalidDate(
+            f"The assessment date {day.isoformat()} is in the future.",
+            f"Give the day the assessment took place (today is {today.isoformat()}).",
+        )
+    if day < EARLIEST_ASSESSMENT:
+        raise InvalidDate(
+            f"The assessment date {day.isoformat()} is before 2000.",
+            "Check the year; assessments before 2000 are not accepted.",
+        )
+    return day
+
+
+def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) -> frozenset[str]:
+    """Codes separated by `,`, `;` or spaces (or `none`), each in the country's catalogue."""
+    if isinstance(value, str):
+        raw = [] if value.strip().lower() in NO_ISSUES else _LIST_SEPARATORS.split(value.strip())
+    else:
+        raw = list(value)
+    codes = {c.strip().upper() for c in raw if c.strip() and c.strip().lower() not in NO_ISSUES}
+    unknown = {c: catalogue.suggest(c) for c in sorted(codes) if c not in catalogue}
+    if unknown:
+        raise UnknownIssueCodes(country, unknown)
+    return frozenset(codes)
+
+
+def language(value: str | None, default: str) -> str:
+    if value is None or not value.strip():
+        return default
+    cleaned = value.strip().lower()
+    if cleaned not in LANGUAGES:
+        raise InvalidInput(f"`{_shown(value)}` is not a supported language.", "Use `vi` or `en`.")
+    return cleaned
+
+
+def assessment_kind(value: str | None) -> str:
+    if value is None or not value.strip():
+        return "regular"
+    cleaned = value.strip().lower()
+    if cleaned not in ASSESSMENT_KINDS:
+        raise InvalidInput(
+            f"`{_shown(value)}` is not an assessment kind.", "Use `regular` or `unannounced`."
+        )
+    return cleaned
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """User input made safe to quote back in one line: control characters dropped, truncated."""
+    flat = _CONTROL.sub("", value).replace("`", "'")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""Slack listeners and the console adapter: parse, authorise, call a service, format a reply."""

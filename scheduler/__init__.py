@@ -1,0 +1,1 @@
+"""The clock (APScheduler) and its jobs: dispatch ticks, due reminders, buyer calls."""

@@ -1,0 +1,190 @@
+"""The tables. The history (assessments, readmission applications) is the truth; a factory's
+``state`` and ``streak`` are a snapshot of what the policy made of it, rewritten in every
+transaction that changes the history, kept only so lists ("who is at risk?") need no scan."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.mutable import MutableDict, MutableList
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on SQLite and PostgreSQL alike (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_list() -> Any:
+    return sa.Column(MutableList.as_mutable(sa.JSON()), nullable=False, default=list)
+
+
+def _json_dict() -> Any:
+    return sa.Column(MutableDict.as_mutable(sa.JSON()), nullable=False, default=dict)
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Factory(SQLModel, table=True):
+    __tablename__ = "factory"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    country: str = Field(max_length=2, index=True)
+    emails: list[str] = Field(sa_column=_json_list())
+    #: language of the factory's notices; None means the country's default
+    language: str | None = Field(default=None, max_length=2)
+    cycle_end: date | None = None
+    created_at: datetime = Field(sa_column=_when())
+    updated_at: datetime = Field(sa_column=_when())
+    # snapshot of the policy's verdict (see module docstring)
+    state: str = Field(default="not_at_risk", max_length=32, index=True)
+    streak: int = 0
+
+
+class Buyer(SQLModel, table=True):
+    __tablename__ = "buyer"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    emails: list[str] = Field(sa_column=_json_list())
+    created_at: datetime = Field(sa_column=_when())
+    updated_at: datetime = Field(sa_column=_when())
+
+
+class Subscription(SQLModel, table=True):
+    """A buyer subscribing to a factory's Better Work reports."""
+
+    __tablename__ = "subscription"
+
+    buyer_id: str = Field(foreign_key="buyer.id", primary_key=True, max_length=64)
+    factory_id: str = Field(foreign_key="factory.id", primary_key=True, max_length=64, index=True)
+    created_at: datetime = Field(sa_column=_when())
+
+
+class Assessment(SQLModel, table=True):
+    __tablename__ = "assessment"
+    __table_args__ = (
+        # one live assessment per factory and day; a withdrawn one frees its day
+        sa.Index(
+            "uq_assessment_factory_day",
+            "factory_id",
+            "assessed_on",
+            unique=True,
+            sqlite_where=sa.text("withdrawn_at IS NULL"),
+            postgresql_where=sa.text("withdrawn_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
+    assessed_on: date
+    kind: str = Field(default="regular", max_length=16)
+    #: codes of the public-reporting issues found non-compliant, sorted
+    nc_issues: list[str] = Field(sa_column=_json_list())
+    submitted_by: str = Field(max_length=64)
+    submitted_at: datetime = Field(sa_column=_when())
+    #: where it came from: slack, shell, cli, import:<file name>
+    source: str = Field(max_length=200)
+    amended_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    amended_by: str | None = Field(default=None, max_length=64)
+    amend_reason: str | None = Field(default=None, max_length=500)
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    withdrawn_by: str | None = Field(default=None, max_length=64)
+    withdraw_reason: str | None = Field(default=None, max_length=500)
+
+
+class Readmission(SQLModel, table=True):
+    """A designated factory's application for readmission, and its decision."""
+
+    __tablename__ = "readmission"
+
+    id: int | None = Field(default=None, primary_key=True)
+    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
+    applied_on: date
+    applied_by: str = Field(max_length=64)
+    applied_at: datetime = Field(sa_column=_when())
+    evidence: list[str] = Field(sa_column=_json_list())
+    inspectorate_reports: list[str] = Field(sa_column=_json_list())
+    unannounced_on: date | None = None
+    decided_on: date | None = None
+    decision: str | None = Field(default=None, max_length=16)  # approved | rejected
+    decided_by: str | None = Field(default=None, max_length=64)
+    decision_note: str | None = Field(default=None, max_length=2000)
+
+
+class PncEvent(SQLModel, table=True):
+    """An event the history gave rise to. ``key`` is the policy's stable key."""
+
+    __tablename__ = "pnc_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
+    kind: str = Field(max_length=32)
+    occurred_on: date
+    assessment_id: int | None = Field(default=None, foreign_key="assessment.id")
+    application_id: int | None = Field(default=None, foreign_key="readmission.id")
+    payload: dict[str, Any] = Field(sa_column=_json_dict())
+    #: due (to be notified) | suppressed (historic import) | held (history changed: staff review)
+    notice: str = Field(default="due", max_length=16)
+    notified_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    created_at: datetime = Field(sa_column=_when())
+    #: set when the history no longer supports the event
+    unsupported_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class Role(SQLModel, table=True):
+    __tablename__ = "role"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16)  # viewer | assessor | manager
+    granted_by: str = Field(max_length=64)
+    granted_at: datetime = Field(sa_column=_when())
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, from where, and how it ended."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_when(index=True))
+    actor: str = Field(max_length=64, index=True)
+    source: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    subject: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(max_length=16)  # ok | refused | error
+    detail: dict[str, Any] = Field(sa_column=_json_dict())
