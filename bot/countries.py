@@ -132,6 +132,13 @@ class Countries(Mapping[str, Country]):
     def enabled(self) -> list[Country]:
         return [c for c in self._countries.values() if c.rules.pnc_enabled]
 
+    @property
+    def default(self) -> Country:
+        """The country meant when none is named: Viet Nam, else the first one covered."""
+        if DEFAULT_COUNTRY in self._countries:
+            return self._countries[DEFAULT_COUNTRY]
+        return (self.enabled or list(self._countries.values()))[0]
+
 
 # --- the config file ------------------------------------------------------------------------
 

@@ -88,6 +88,12 @@ def iso_date(value: str, what: str = "date") -> date:
         ) from None
 
 
+def optional_date(value: str | date | None, what: str = "date") -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return iso_date(value, what) if value.strip() else None
+
+
 def assessment_date(value: str | date, today: date) -> date:
     """An assessment date: ISO, not in the future, not before 2000."""
     day = iso_date(value, "assessment date") if isinstance(value, str) else value
@@ -117,9 +123,10 @@ def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) 
     return frozenset(codes)
 
 
-def language(value: str | None, default: str) -> str:
+def language(value: str | None) -> str | None:
+    """``vi`` or ``en``; None (empty) means the country's default language."""
     if value is None or not value.strip():
-        return default
+        return None
     cleaned = value.strip().lower()
     if cleaned not in LANGUAGES:
         raise InvalidInput(f"`{_shown(value)}` is not a supported language.", "Use `vi` or `en`.")

@@ -1,0 +1,212 @@
+"""The ``pnc-bot`` command line (SPEC §4). Typer does not await coroutines: each command wraps
+its work in ``asyncio.run``. Refusals print one clear message on stderr and exit with 1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.bootstrap import Bot, bootstrap
+from bot.countries import load_config
+from bot.errors import ConfigError, PncError
+from bot.importer import KINDS
+from bot.render import render_text
+from bot.roles import operator
+from bot.settings import load_settings
+from store import migrate
+
+T = TypeVar("T")
+log = logging.getLogger("pnc-bot")
+
+app = typer.Typer(
+    name="pnc-bot",
+    help="Better Work persistent non-compliance (PNC) bot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ImportKind = StrEnum("ImportKind", {k: k for k in KINDS})  # type: ignore[misc]
+
+NOT_COUNTED = {
+    "not_covered": "the country is not covered",
+    "before_public_reporting": "before public reporting began",
+    "designated": "the factory was designated",
+}
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "warning",
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; refusals and unreachable databases become one line on stderr."""
+    try:
+        return asyncio.run(work())
+    except PncError as exc:
+        raise _fail(exc.render()) from None
+    except (OperationalError, DBAPIError, OSError) as exc:
+        try:
+            where = load_settings().database_url_redacted
+        except ConfigError:
+            where = "PNC_DATABASE_URL"
+        detail = getattr(exc, "orig", None) or exc
+        raise _fail(f"cannot use the database {where}: {type(detail).__name__}: {detail}") from None
+
+
+async def _with_bot(use: Callable[[Bot], Awaitable[T]]) -> T:
+    bot = await bootstrap()
+    try:
+        return await use(bot)
+    finally:
+        await bot.aclose()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (the bot also does this when it starts)."""
+
+    async def work() -> str | None:
+        bot = await bootstrap(upgrade=False)
+        try:
+            return await migrate.upgrade(bot.db)
+        finally:
+            await bot.aclose()
+
+    revision = _run(work)
+    typer.echo(f"database at revision {revision}")
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
+    file: Annotated[Path, typer.Argument(help="CSV file with a header row.")],
+    notify: Annotated[
+        bool, typer.Option("--notify", help="Send the notices the imported history gives rise to.")
+    ] = False,
+) -> None:
+    """Bulk-load a CSV file: checked whole first, nothing written if any row is bad."""
+
+    async def work(bot: Bot) -> Any:
+        with _progress() as bar:
+            tasks: dict[str, Any] = {}
+
+            def step(phase: str, done: int, total: int) -> None:
+                if bar is None:
+                    return
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total or None)
+                bar.update(tasks[phase], completed=done, total=total or None)
+
+            return await bot.importer.run(
+                kind.value, file, operator(), notify=notify, progress=step
+            )
+
+    report = _run(lambda: _with_bot(work))
+    parts = [f"{report.added} added"]
+    if report.kind in ("factories", "buyers"):
+        parts.append(f"{report.updated} updated")
+    parts.append(f"{report.unchanged} already present")
+    line = f"{report.kind}: {report.rows} rows read; " + ", ".join(parts) + "."
+    if report.kind == "assessments":
+        sent = "to be notified" if report.notify else "recorded without notices"
+        line += f" {report.events} events {sent}."
+        if report.contradicted:
+            line += (
+                f" The history of {report.contradicted} factories changed under events already"
+                " notified: staff must review them (see `pnc-bot status`)."
+            )
+    typer.echo(line)
+
+
+@app.command()
+def status(
+    factory_id: Annotated[str, typer.Argument(help="Factory id, e.g. VN-1001.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    last: Annotated[int, typer.Option(help="How many assessments to show.")] = 5,
+) -> None:
+    """A factory's PNC status, as Slack shows it."""
+    view = _run(lambda: _with_bot(lambda bot: bot.services.status(factory_id)))
+    if as_json:
+        typer.echo(json.dumps(view.to_json(), ensure_ascii=False, indent=2))
+    else:
+        text = render_text(
+            "cli/status.txt", v=view, shown=view.latest(last), not_counted=NOT_COUNTED
+        )
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def issues(
+    country: Annotated[str | None, typer.Argument(help="Country code, e.g. VN.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """The public-reporting issue catalogue in force."""
+
+    try:
+        countries = load_config(load_settings()).countries
+        the_country = countries.country(country) if country else countries.default
+    except PncError as exc:
+        raise _fail(exc.render()) from None
+    catalogue = the_country.catalogue
+    if as_json:
+        rows = [
+            {"code": i.code, "name": i.name, "name_vi": i.name_vi, "cluster": i.cluster}
+            for i in catalogue
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        render_text("cli/issues.txt", country=the_country, clusters=catalogue.clusters()), nl=False
+    )
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress() -> Any:
+    """A progress bar on stderr when a person is watching; nothing in scripts and tests."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    return Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,449 @@
+"""Bulk CSV import (SPEC §4 columns).
+
+The whole file is checked before anything is written; every bad row is reported with its line
+number and the reason, and if there is one, nothing is written. Rows already in the store are
+skipped, so importing the same file twice adds nothing; a factory or buyer row that differs from
+the stored one updates it. Everything is written in one transaction with bulk statements.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bot import validation
+from bot.errors import ImportRejected, InvalidInput, PncError
+from bot.roles import Actor
+from bot.services import Notice, Services
+from store import bulk, queries
+from store.models import Assessment, AuditEntry, Buyer, Factory, Subscription
+
+#: phase, rows done, rows in all
+Progress = Callable[[str, int, int], None]
+
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (required columns, optional columns)
+    "factories": (("factory_id", "name", "country", "emails"), ("language", "cycle_end")),
+    "buyers": (("buyer_id", "name", "emails"), ()),
+    "subscriptions": (("buyer_id", "factory_id"), ()),
+    "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind",)),
+}
+KINDS = tuple(COLUMNS)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    kind: str
+    path: str
+    rows: int
+    added: int
+    updated: int = 0
+    unchanged: int = 0
+    #: events the imported history gave rise to
+    events: int = 0
+    #: events held for staff review because the history changed under notified ones
+    contradicted: int = 0
+    notify: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    values: dict[str, str]
+
+
+def read_rows(path: Path, kind: str) -> list[Row]:
+    """The file's data rows, with the line each starts on; structural problems are refused."""
+    required, optional = COLUMNS[kind]
+    shown = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read {shown}: {exc.strerror}.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportRejected(
+            shown, [(line, "not UTF-8 text: save the file as CSV UTF-8")], 0
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    expected = ",".join(required + optional)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ImportRejected(shown, [(1, f"unreadable header ({exc})")], 0) from None
+    if header is None or not any(h.strip() for h in header):
+        raise ImportRejected(shown, [(1, f"the file is empty: expected the header {expected}")], 0)
+    names = [h.strip().lower() for h in header]
+    problems = []
+    missing = [c for c in required if c not in names]
+    unknown = [n for n in names if n not in required + optional]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if missing:
+        problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    if repeated:
+        problems.append(f"repeated column {', '.join(repeated)}")
+    if problems:
+        raise ImportRejected(
+            shown, [(1, "; ".join(problems) + f" (expected the header {expected})")], 0
+        )
+
+    rows: list[Row] = []
+    errors: list[tuple[int, str]] = []
+    line = reader.line_num + 1
+    try:
+        for record in reader:
+            start, line = line, reader.line_num + 1
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines are allowed
+            if len(record) != len(names):
+                errors.append(
+                    (start, f"expected {len(names)} cells ({expected}), found {len(record)}")
+                )
+                continue
+            rows.append(Row(start, dict(zip(names, record, strict=True))))
+    except csv.Error as exc:
+        errors.append((reader.line_num, f"unreadable CSV ({exc}); nothing after it was read"))
+    if errors:
+        raise ImportRejected(shown, errors, len(rows) + len(errors))
+    return rows
+
+
+class Importer:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.countries = services.countries
+        self._all_factory_ids: set[str] | None = None
+
+    async def run(
+        self,
+        kind: str,
+        path: str | Path,
+        actor: Actor,
+        *,
+        notify: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        if kind not in COLUMNS:
+            raise InvalidInput(f"Cannot import `{kind}`.", f"Import one of: {', '.join(KINDS)}.")
+        actor.require("import", self.services.config.roles.managers)
+        file = Path(path)
+        rows = read_rows(file, kind)
+        self._all_factory_ids = None
+        step = progress or (lambda phase, done, total: None)
+        method = getattr(self, f"_{kind}")
+        report: ImportReport = await method(file, rows, actor, notify, step)
+        return report
+
+    # --- one method per kind ----------------------------------------------------------------
+
+    async def _factories(
+        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+    ) -> ImportReport:
+        clean: dict[str, dict[str, Any]] = {}
+        errors = _Errors(file, len(rows))
+        for row in _checking(rows, step):
+            v = row.values
+            with errors.at(row.line):
+                fid = validation.identifier(v["factory_id"], "factory id")
+                errors.once(fid, row.line, f"factory `{fid}`")
+                country = self.countries.country(v["country"])
+                clean[fid] = {
+                    "id": fid,
+                    "name": validation.text(v["name"], "factory name"),
+                    "country": country.code,
+                    "emails": list(validation.emails(v["emails"])),
+                    "language": validation.language(v.get("language")),
+                    "cycle_end": validation.optional_date(v.get("cycle_end"), "cycle end"),
+                }
+        errors.raise_if_any()
+        fields = ("name", "country", "emails", "language", "cycle_end")
+        now = self.services.clock()
+        async with self.services.db.transaction(write=True) as s:
+            existing = await queries.factory_rows(s, list(clean))
+            added, changed, moved = [], [], []
+            for fid, values in clean.items():
+                old = existing.get(fid)
+                if old is None:
+                    state = self.services.initial_state(values["country"])
+                    added.append(
+                        {
+                            **values,
+                            "created_at": now,
+                            "updated_at": now,
+                            "state": state,
+                            "streak": 0,
+                        }
+                    )
+                elif any(getattr(old, f) != values[f] for f in fields):
+                    changed.append({**values, "updated_at": now})
+                    if old.country != values["country"]:
+                        moved.append(fid)
+            step("writing", 0, len(added) + len(changed))
+            await bulk.insert_rows(s, Factory.__table__, added)  # type: ignore[attr-defined]
+            await bulk.update_by_id(s, Factory.__table__, changed)  # type: ignore[attr-defined]
+            if moved:  # another country, other rules: the history means something else now
+                await self.services.reevaluate(
+                    s, moved, Notice.DUE if notify else Notice.SUPPRESSED
+                )
+            self._audit(s, actor, "factories", file, len(rows), len(added), len(changed))
+        return ImportReport(
+            "factories",
+            str(file),
+            len(rows),
+            len(added),
+            len(changed),
+            len(clean) - len(added) - len(changed),
+            notify=notify,
+        )
+
+    async def _buyers(
+        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+    ) -> ImportReport:
+        clean: dict[str, dict[str, Any]] = {}
+        errors = _Errors(file, len(rows))
+        for row in _checking(rows, step):
+            v = row.values
+            with errors.at(row.line):
+                bid = validation.identifier(v["buyer_id"], "buyer id")
+                errors.once(bid, row.line, f"buyer `{bid}`")
+                clean[bid] = {
+                    "id": bid,
+                    "name": validation.text(v["name"], "buyer name"),
+                    "emails": list(validation.emails(v["emails"])),
+                }
+        errors.raise_if_any()
+        now = self.services.clock()
+        async with self.services.db.transaction(write=True) as s:
+            existing = await queries.buyer_rows(s)
+            added, changed = [], []
+            for bid, values in clean.items():
+                old = existing.get(bid)
+                if old is None:
+                    added.append({**values, "created_at": now, "updated_at": now})
+                elif old.name != values["name"] or list(old.emails) != values["emails"]:
+                    changed.append({**values, "updated_at": now})
+            await bulk.insert_rows(s, Buyer.__table__, added)  # type: ignore[attr-defined]
+            await bulk.update_by_id(s, Buyer.__table__, changed)  # type: ignore[attr-defined]
+            self._audit(s, actor, "buyers", file, len(rows), len(added), len(changed))
+        return ImportReport(
+            "buyers",
+            str(file),
+            len(rows),
+            len(added),
+            len(changed),
+            len(clean) - len(added) - len(changed),
+            notify=notify,
+        )
+
+    async def _subscriptions(
+        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+    ) -> ImportReport:
+        pairs: dict[tuple[str, str], int] = {}
+        errors = _Errors(file, len(rows))
+        for row in _checking(rows, step):
+            with errors.at(row.line):
+                bid = validation.identifier(row.values["buyer_id"], "buyer id")
+                fid = validation.identifier(row.values["factory_id"], "factory id")
+                errors.once((bid, fid), row.line, f"subscription of `{bid}` to `{fid}`")
+                pairs[(bid, fid)] = row.line
+        now = self.services.clock()
+        async with self.services.db.transaction(write=True) as s:
+            buyers = set(await queries.buyer_rows(s))
+            factories = await queries.factory_rows(s, sorted({f for _, f in pairs}))
+            for (bid, fid), line in pairs.items():
+                if bid not in buyers:
+                    errors.add(line, _unknown("buyer", bid, buyers))
+                elif fid not in factories:
+                    errors.add(line, _unknown("factory", fid, await self._factory_ids(s)))
+            errors.raise_if_any()
+            existing = await queries.subscription_pairs(s)
+            added = [
+                {"buyer_id": b, "factory_id": f, "created_at": now}
+                for (b, f) in pairs
+                if (b, f) not in existing
+            ]
+            await bulk.insert_rows(s, Subscription.__table__, added)  # type: ignore[attr-defined]
+            self._audit(s, actor, "subscriptions", file, len(rows), len(added), 0)
+        return ImportReport(
+            "subscriptions",
+            str(file),
+            len(rows),
+            len(added),
+            0,
+            len(pairs) - len(added),
+            notify=notify,
+        )
+
+    async def _assessments(
+        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+    ) -> ImportReport:
+        today = self.services.today()
+        parsed: list[tuple[Row, str, date, str, str]] = []
+        seen: dict[tuple[str, date], int] = {}
+        errors = _Errors(file, len(rows))
+        for row in _checking(rows, step):
+            v = row.values
+            with errors.at(row.line):
+                fid = validation.identifier(v["factory_id"], "factory id")
+                day = validation.assessment_date(v["assessed_on"], today)
+                kind = validation.assessment_kind(v.get("kind"))
+                if (fid, day) in seen:
+                    raise InvalidInput(
+                        f"`{fid}` on {day.isoformat()} already appears on line {seen[(fid, day)]}."
+                    )
+                seen[(fid, day)] = row.line
+                parsed.append((row, fid, day, v["nc_issues"], kind))
+        source = f"import:{file.name}"[:200]
+        async with self.services.db.transaction(write=True) as s:
+            factory_ids = sorted({fid for _, fid, *_ in parsed})
+            factories = await queries.factory_rows(s, factory_ids)
+            stored = await queries.live_days(s, [f for f in factory_ids if f in factories])
+            now = self.services.clock()
+            new: list[dict[str, Any]] = []
+            unchanged = 0
+            for row, fid, day, raw_codes, kind in parsed:
+                with errors.at(row.line):
+                    factory = factories.get(fid)
+                    if factory is None:
+                        raise InvalidInput(_unknown("factory", fid, await self._factory_ids(s)))
+                    country = self.countries.country(factory.country)
+                    codes = sorted(
+                        validation.issue_codes(raw_codes, country.catalogue, country.code)
+                    )
+                    old = stored.get((fid, day))
+                    if old is not None:
+                        if sorted(old.nc_issues) == codes and old.kind == kind:
+                            unchanged += 1
+                            continue
+                        raise InvalidInput(
+                            f"`{fid}` already has an assessment on {day.isoformat()} with other "
+                            f"issues ({', '.join(old.nc_issues) or 'none'}).",
+                            "A manager can amend it; the import does not overwrite assessments.",
+                        )
+                    new.append(
+                        {
+                            "factory_id": fid,
+                            "assessed_on": day,
+                            "kind": kind,
+                            "nc_issues": codes,
+                            "submitted_by": actor.user_id,
+                            "submitted_at": now,
+                            "source": source,
+                        }
+                    )
+            errors.raise_if_any()
+            step("writing", 0, len(new))
+            await bulk.insert_rows(s, Assessment.__table__, new)  # type: ignore[attr-defined]
+            affected = sorted({r["factory_id"] for r in new})
+            step("evaluating", 0, len(affected))
+            results = await self.services.reevaluate(
+                s, affected, Notice.DUE if notify else Notice.SUPPRESSED
+            )
+            events = sum(len(r.new_events) for r in results.values())
+            contradicted = sum(1 for r in results.values() if r.contradicted)
+            self._audit(
+                s, actor, "assessments", file, len(rows), len(new), 0, events=events, notify=notify
+            )
+        return ImportReport(
+            "assessments",
+            str(file),
+            len(rows),
+            len(new),
+            0,
+            unchanged,
+            events=events,
+            contradicted=contradicted,
+            notify=notify,
+        )
+
+    async def _factory_ids(self, s: Any) -> set[str]:
+        """All factory ids, loaded once and only when a row names an unknown one."""
+        if self._all_factory_ids is None:
+            self._all_factory_ids = set(await queries.factory_ids(s))
+        return self._all_factory_ids
+
+    def _audit(
+        self,
+        s: Any,
+        actor: Actor,
+        kind: str,
+        file: Path,
+        rows: int,
+        added: int,
+        updated: int,
+        **extra: Any,
+    ) -> None:
+        s.add(
+            AuditEntry(
+                at=self.services.clock(),
+                actor=actor.user_id,
+                source=actor.source,
+                action=f"import.{kind}",
+                subject=file.name[:200],
+                outcome="ok",
+                detail={"rows": rows, "added": added, "updated": updated, **extra},
+            )
+        )
+
+
+class _Errors:
+    """Collects (line, reason) pairs; ``at(line)`` turns a ``PncError`` into one."""
+
+    def __init__(self, file: Path, rows: int) -> None:
+        self.file, self.rows = file, rows
+        self.items: dict[int, str] = {}
+        self._first: dict[Any, int] = {}
+
+    def add(self, line: int, reason: str) -> None:
+        self.items.setdefault(line, reason)
+
+    def once(self, key: Any, line: int, what: str) -> None:
+        first = self._first.setdefault(key, line)
+        if first != line:
+            raise InvalidInput(f"{what} already appears on line {first}.")
+
+    def at(self, line: int) -> _At:
+        return _At(self, line)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ImportRejected(str(self.file), sorted(self.items.items()), self.rows)
+
+
+class _At:
+    def __init__(self, errors: _Errors, line: int) -> None:
+        self.errors, self.line = errors, line
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, PncError):
+            self.errors.add(self.line, exc.render().replace("`", ""))
+            return True
+        return False
+
+
+def _checking(rows: list[Row], step: Progress) -> Iterator[Row]:
+    total = len(rows)
+    for i, row in enumerate(rows):
+        if i % 1000 == 0:
+            step("checking", i, total)
+        yield row
+    step("checking", total, total)
+
+
+def _unknown(noun: str, value: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"there is no {noun} {value}{hint}: import the {noun} first"

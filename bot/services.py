@@ -1,0 +1,592 @@
+"""Use cases. Each public method is one transaction: it validates, loads the history, asks the
+policy what it means, writes what changed (assessment, events, audit entry) together, and
+commits — or raises a ``PncError`` having written nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import policy, validation
+from bot.countries import Config, Country
+from bot.errors import (
+    AlreadyExists,
+    DuplicateAssessment,
+    InvalidInput,
+    NotFound,
+    PncError,
+    UnknownAssessment,
+    UnknownBuyer,
+    UnknownFactory,
+)
+from bot.policy import Evaluation, Event, EventKind
+from bot.roles import Actor
+from bot.settings import Settings
+from bot.views import (
+    ApplicationLine,
+    AssessmentLine,
+    BuyerLine,
+    EventLine,
+    IssueLine,
+    StatusView,
+)
+from store import bulk, queries
+from store.db import Database
+from store.models import (
+    Assessment,
+    AuditEntry,
+    Buyer,
+    Factory,
+    PncEvent,
+    Subscription,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Notice:
+    """What to do about a new event's notices (the ``pnc_event.notice`` column)."""
+
+    DUE = "due"  # notify the factory, buyers, Inspectorate and staff
+    SUPPRESSED = "suppressed"  # historic import: recorded, nobody notified
+    HELD = "held"  # the history changed under notified events: staff review first
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    evaluation: Evaluation
+    new_events: tuple[Event, ...]
+    #: keys of already-notified events the history no longer supports ("history changed")
+    contradicted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssessmentOutcome:
+    assessment_id: int
+    factory_id: str
+    factory_name: str
+    assessed_on: date
+    nc_count: int
+    label: str
+    state: str
+    new_events: tuple[Event, ...]
+    contradicted: tuple[str, ...]
+
+
+class Services:
+    def __init__(
+        self, db: Database, config: Config, settings: Settings, clock: Clock = utcnow
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.countries = config.countries
+        self.settings = settings
+        self.clock = clock
+
+    def initial_state(self, country: str) -> str:
+        """The state of a factory with no history yet."""
+        return policy.evaluate(self.countries.country(country).rules, "", ()).state.value
+
+    def today(self) -> date:
+        """Today in the configured time zone (assessment dates are local dates)."""
+        return self.clock().astimezone(self.settings.tz).date()
+
+    # --- registry ---------------------------------------------------------------------------
+
+    async def add_factory(
+        self,
+        actor: Actor,
+        factory_id: str,
+        name: str,
+        country: str,
+        emails: str | Iterable[str],
+        language: str | None = None,
+        cycle_end: str | date | None = None,
+    ) -> Factory:
+        actor.require("factory add", self.config.roles.managers)
+        fid = validation.identifier(factory_id, "factory id")
+        the_country = self.countries.country(country)
+        now = self.clock()
+        factory = Factory(
+            id=fid,
+            name=validation.text(name, "factory name"),
+            country=the_country.code,
+            emails=list(validation.emails(emails)),
+            language=validation.language(language),
+            cycle_end=validation.optional_date(cycle_end, "cycle end"),
+            created_at=now,
+            updated_at=now,
+            state=self.initial_state(the_country.code),
+        )
+        async with self.db.transaction(write=True) as s:
+            if await queries.get_factory(s, fid) is not None:
+                raise AlreadyExists(
+                    f"Factory `{fid}` is already registered.", f"See it with `status {fid}`."
+                )
+            s.add(factory)
+            self._audit(s, actor, "factory.add", fid, {"name": factory.name, "country": country})
+            await self._flush_unique(s, AlreadyExists(f"Factory `{fid}` is already registered."))
+        return factory
+
+    async def add_buyer(
+        self, actor: Actor, buyer_id: str, name: str, emails: str | Iterable[str]
+    ) -> Buyer:
+        actor.require("buyer add", self.config.roles.managers)
+        bid = validation.identifier(buyer_id, "buyer id")
+        now = self.clock()
+        buyer = Buyer(
+            id=bid,
+            name=validation.text(name, "buyer name"),
+            emails=list(validation.emails(emails)),
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.db.transaction(write=True) as s:
+            if await queries.get_buyer(s, bid) is not None:
+                raise AlreadyExists(f"Buyer `{bid}` is already registered.")
+            s.add(buyer)
+            self._audit(s, actor, "buyer.add", bid, {"name": buyer.name})
+            await self._flush_unique(s, AlreadyExists(f"Buyer `{bid}` is already registered."))
+        return buyer
+
+    async def subscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> bool:
+        """Subscribe a buyer to a factory; False when it already was."""
+        actor.require("subscribe", self.config.roles.managers)
+        bid = validation.identifier(buyer_id, "buyer id")
+        fid = validation.identifier(factory_id, "factory id")
+        async with self.db.transaction(write=True) as s:
+            await self._existing_buyer(s, bid)
+            await self._existing_factory(s, fid)
+            if await queries.get_subscription(s, bid, fid) is not None:
+                return False
+            s.add(Subscription(buyer_id=bid, factory_id=fid, created_at=self.clock()))
+            self._audit(s, actor, "subscription.add", fid, {"buyer": bid})
+        return True
+
+    async def unsubscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> None:
+        actor.require("unsubscribe", self.config.roles.managers)
+        bid = validation.identifier(buyer_id, "buyer id")
+        fid = validation.identifier(factory_id, "factory id")
+        async with self.db.transaction(write=True) as s:
+            await self._existing_buyer(s, bid)
+            await self._existing_factory(s, fid)
+            if await queries.get_subscription(s, bid, fid) is None:
+                raise NotFound(f"{bid} → {fid}", extra=f"`{bid}` does not subscribe to `{fid}`.")
+            await queries.delete_subscription(s, bid, fid)
+            self._audit(s, actor, "subscription.remove", fid, {"buyer": bid})
+
+    # --- assessments ------------------------------------------------------------------------
+
+    async def record_assessment(
+        self,
+        actor: Actor,
+        factory_id: str,
+        assessed_on: str | date,
+        nc_issues: str | Iterable[str],
+        kind: str | None = None,
+    ) -> AssessmentOutcome:
+        """Record one assessment; its events and the audit entry are written with it."""
+        actor.require("assess", self.config.roles.managers)
+        fid = validation.identifier(factory_id, "factory id")
+        day = validation.assessment_date(assessed_on, self.today())
+        the_kind = validation.assessment_kind(kind)
+        async with self.db.transaction(write=True) as s:
+            factory = await self._existing_factory(s, fid, lock=True)
+            country = self.countries.country(factory.country)
+            codes = validation.issue_codes(nc_issues, country.catalogue, country.code)
+            await self._no_assessment_on(s, fid, day)
+            row = Assessment(
+                factory_id=fid,
+                assessed_on=day,
+                kind=the_kind,
+                nc_issues=sorted(codes),
+                submitted_by=actor.user_id,
+                submitted_at=self.clock(),
+                source=actor.source,
+            )
+            s.add(row)
+            await self._flush_unique(s, DuplicateAssessment(_duplicate_message(fid, day)))
+            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            self._audit(
+                s,
+                actor,
+                "assessment.record",
+                fid,
+                {
+                    "assessment_id": row.id,
+                    "assessed_on": day.isoformat(),
+                    "nc_issues": sorted(codes),
+                },
+            )
+        assert row.id is not None
+        return self._outcome(row, factory, result)
+
+    async def amend_assessment(
+        self,
+        actor: Actor,
+        factory_id: str,
+        assessed_on: str | date,
+        reason: str,
+        *,
+        nc_issues: str | Iterable[str] | None = None,
+        new_date: str | date | None = None,
+        kind: str | None = None,
+    ) -> AssessmentOutcome:
+        """Correct a recorded assessment (manager); the history is re-evaluated."""
+        actor.require("assessment amend", self.config.roles.managers)
+        fid = validation.identifier(factory_id, "factory id")
+        day = validation.iso_date(assessed_on) if isinstance(assessed_on, str) else assessed_on
+        why = validation.text(reason, "reason", 500)
+        if nc_issues is None and new_date is None and kind is None:
+            raise InvalidInput("Nothing to amend.", "Give new issue codes, a new date or a kind.")
+        async with self.db.transaction(write=True) as s:
+            factory = await self._existing_factory(s, fid, lock=True)
+            row = await self._existing_assessment(s, fid, day)
+            country = self.countries.country(factory.country)
+            before = {
+                "assessed_on": row.assessed_on.isoformat(),
+                "nc_issues": list(row.nc_issues),
+                "kind": row.kind,
+            }
+            if nc_issues is not None:
+                row.nc_issues = sorted(
+                    validation.issue_codes(nc_issues, country.catalogue, country.code)
+                )
+            if new_date is not None:
+                moved = validation.assessment_date(new_date, self.today())
+                if moved != row.assessed_on:
+                    await self._no_assessment_on(s, fid, moved)
+                    row.assessed_on = moved
+            if kind is not None:
+                row.kind = validation.assessment_kind(kind)
+            row.amended_at, row.amended_by, row.amend_reason = self.clock(), actor.user_id, why
+            s.add(row)
+            await self._flush_unique(
+                s, DuplicateAssessment(_duplicate_message(fid, row.assessed_on))
+            )
+            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            after = {
+                "assessed_on": row.assessed_on.isoformat(),
+                "nc_issues": list(row.nc_issues),
+                "kind": row.kind,
+            }
+            self._audit(
+                s,
+                actor,
+                "assessment.amend",
+                fid,
+                {"assessment_id": row.id, "reason": why, "before": before, "after": after},
+            )
+        return self._outcome(row, factory, result)
+
+    async def withdraw_assessment(
+        self, actor: Actor, factory_id: str, assessed_on: str | date, reason: str
+    ) -> AssessmentOutcome:
+        """Withdraw a recorded assessment (manager): kept for the record, no longer counted."""
+        actor.require("assessment withdraw", self.config.roles.managers)
+        fid = validation.identifier(factory_id, "factory id")
+        day = validation.iso_date(assessed_on) if isinstance(assessed_on, str) else assessed_on
+        why = validation.text(reason, "reason", 500)
+        async with self.db.transaction(write=True) as s:
+            factory = await self._existing_factory(s, fid, lock=True)
+            row = await self._existing_assessment(s, fid, day)
+            row.withdrawn_at, row.withdrawn_by, row.withdraw_reason = (
+                self.clock(),
+                actor.user_id,
+                why,
+            )
+            s.add(row)
+            await s.flush()
+            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            self._audit(
+                s,
+                actor,
+                "assessment.withdraw",
+                fid,
+                {"assessment_id": row.id, "assessed_on": day.isoformat(), "reason": why},
+            )
+        return self._outcome(row, factory, result)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def status(self, factory_id: str) -> StatusView:
+        """Everything there is to show about one factory, derived from its history."""
+        fid = validation.identifier(factory_id, "factory id")
+        async with self.db.transaction() as s:
+            factory = await self._existing_factory(s, fid)
+            rows = await queries.live_assessments(s, fid)
+            applications = await queries.readmissions(s, fid)
+            events = await queries.events(s, fid)
+            buyers = await queries.subscribers(s, fid)
+        country = self.countries.country(factory.country)
+        evaluation = policy.evaluate(
+            country.rules,
+            fid,
+            [queries.as_record(r) for r in rows],
+            [queries.as_readmission(r) for r in applications],
+        )
+        verdicts = {v.assessment.id: v for v in evaluation.verdicts}
+        lines = {r.id: self._line(r, verdicts[r.id], country) for r in rows if r.id is not None}
+        return StatusView(
+            factory_id=factory.id,
+            name=factory.name,
+            country=country.code,
+            country_name=country.name,
+            language=factory.language or country.language,
+            cycle_end=factory.cycle_end,
+            state=evaluation.state.value,
+            label=evaluation.label,
+            streak=evaluation.streak,
+            threshold=evaluation.threshold,
+            consecutive=evaluation.consecutive,
+            public_reporting_since=country.rules.public_reporting_since,
+            designated=evaluation.designated,
+            assessments=tuple(lines[v.assessment.id] for v in evaluation.verdicts),
+            basis=tuple(lines[a.id] for a in evaluation.basis),
+            subscribers=tuple(BuyerLine(b.id, b.name) for b in buyers),
+            applications=tuple(
+                ApplicationLine(
+                    a.id or 0,
+                    a.applied_on,
+                    a.applied_by,
+                    tuple(a.evidence),
+                    tuple(a.inspectorate_reports),
+                    a.unannounced_on,
+                    a.decided_on,
+                    a.decision,
+                    a.decision_note,
+                )
+                for a in applications
+            ),
+            events=tuple(
+                EventLine(
+                    e.kind, e.occurred_on, e.key, e.notice, e.unsupported_at is None, e.created_at
+                )
+                for e in events
+            ),
+        )
+
+    def country(self, code: str | None = None) -> Country:
+        """A country with its rules and catalogue in force (the default one when not named)."""
+        return self.countries.country(code) if code else self.countries.default
+
+    # --- the shared machinery ---------------------------------------------------------------
+
+    async def reevaluate(
+        self, s: AsyncSession, factory_ids: Sequence[str], notice: str
+    ) -> dict[str, Reevaluation]:
+        """Re-derive the factories' events from their histories and record what changed.
+
+        Called inside a writing transaction by every use case that changes a history.
+
+        New events get ``notice`` — unless the same change took away an event people were
+        already told about: then staff must review ("history changed") and the new events are
+        held, so the bot never sends contradicting notices on its own.
+        """
+        now = self.clock()
+        factories = await queries.factory_rows(s, factory_ids)
+        records, applications = await queries.histories(s, factory_ids)
+        recorded = await queries.event_index(s, factory_ids)
+        new_rows: list[dict[str, Any]] = []
+        unsupported: list[int] = []
+        restored: list[int] = []
+        snapshots: list[dict[str, Any]] = []
+        results: dict[str, Reevaluation] = {}
+        for fid in factory_ids:
+            country = self.countries.country(factories[fid].country)
+            history = records.get(fid, [])
+            evaluation = policy.evaluate(country.rules, fid, history, applications.get(fid, []))
+            known = {r.key: r for r in recorded.get(fid, [])}
+            changes = policy.diff_events(
+                evaluation.events, {k: r.unsupported_at is None for k, r in known.items()}
+            )
+            contradicted = tuple(k for k in changes.unsupported if known[k].notice == Notice.DUE)
+            new_notice = Notice.HELD if contradicted and notice == Notice.DUE else notice
+            by_id = {a.id: a for a in history}
+            for event in changes.new:
+                new_rows.append(
+                    {
+                        "key": event.key,
+                        "factory_id": fid,
+                        "kind": event.kind.value,
+                        "occurred_on": event.on,
+                        "assessment_id": event.assessment_id,
+                        "application_id": event.application_id,
+                        "payload": _payload(event, by_id, evaluation),
+                        "notice": new_notice,
+                        "notified_at": None,
+                        "created_at": now,
+                        "unsupported_at": None,
+                    }
+                )
+            unsupported += [known[k].id for k in changes.unsupported]
+            restored += [known[k].id for k in changes.restored]
+            snapshots.append(
+                {"id": fid, "state": evaluation.state.value, "streak": evaluation.streak}
+            )
+            if contradicted:
+                log.warning("history of %s changed under notified events %s", fid, contradicted)
+                self._audit_system(
+                    s,
+                    "history.changed",
+                    fid,
+                    {"unsupported": list(contradicted), "held": [e.key for e in changes.new]},
+                )
+            results[fid] = Reevaluation(evaluation, changes.new, contradicted)
+        await bulk.insert_rows(s, PncEvent.__table__, new_rows)  # type: ignore[attr-defined]
+        await queries.mark_events(s, unsupported, unsupported_at=now)
+        await queries.mark_events(s, restored, unsupported_at=None)
+        await queries.set_snapshots(s, snapshots)
+        return results
+
+    async def _existing_factory(self, s: AsyncSession, fid: str, lock: bool = False) -> Factory:
+        factory = await queries.get_factory(s, fid, lock=lock)
+        if factory is None:
+            raise UnknownFactory(fid, await queries.close_ids(s, Factory, fid))
+        return factory
+
+    async def _existing_buyer(self, s: AsyncSession, bid: str) -> Buyer:
+        buyer = await queries.get_buyer(s, bid)
+        if buyer is None:
+            raise UnknownBuyer(bid, await queries.close_ids(s, Buyer, bid))
+        return buyer
+
+    async def _existing_assessment(self, s: AsyncSession, fid: str, day: date) -> Assessment:
+        row = await queries.live_assessment_on(s, fid, day)
+        if row is None:
+            days = [a.assessed_on.isoformat() for a in await queries.live_assessments(s, fid)]
+            raise UnknownAssessment(
+                f"{fid} {day.isoformat()}",
+                extra=f"Recorded assessments of `{fid}`: {', '.join(days) or 'none'}.",
+            )
+        return row
+
+    async def _no_assessment_on(self, s: AsyncSession, fid: str, day: date) -> None:
+        if await queries.live_assessment_on(s, fid, day) is not None:
+            raise DuplicateAssessment(
+                _duplicate_message(fid, day),
+                "A factory has one assessment a day; a manager can amend or withdraw it.",
+            )
+
+    async def _flush_unique(self, s: AsyncSession, refusal: PncError) -> None:
+        """Flush, turning a race lost on a unique key into the refusal the check would give."""
+        try:
+            await s.flush()
+        except IntegrityError:
+            raise refusal from None
+
+    def _line(self, row: Assessment, verdict: policy.Verdict, country: Country) -> AssessmentLine:
+        issues = tuple(
+            IssueLine(code, country.catalogue.name(code), country.catalogue.name(code, "vi"))
+            for code in row.nc_issues
+        )
+        assert row.id is not None
+        return AssessmentLine(
+            id=row.id,
+            assessed_on=row.assessed_on,
+            kind=row.kind,
+            nc_issues=issues,
+            counted=verdict.counted,
+            fails=verdict.fails,
+            not_counted=verdict.not_counted.value if verdict.not_counted else None,
+            submitted_by=row.submitted_by,
+            submitted_at=row.submitted_at,
+            source=row.source,
+            amended=row.amended_at is not None,
+        )
+
+    def _outcome(
+        self, row: Assessment, factory: Factory, result: Reevaluation
+    ) -> AssessmentOutcome:
+        assert row.id is not None
+        return AssessmentOutcome(
+            assessment_id=row.id,
+            factory_id=factory.id,
+            factory_name=factory.name,
+            assessed_on=row.assessed_on,
+            nc_count=len(row.nc_issues),
+            label=result.evaluation.label,
+            state=result.evaluation.state.value,
+            new_events=result.new_events,
+            contradicted=result.contradicted,
+        )
+
+    def _audit(
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        action: str,
+        subject: str | None,
+        detail: dict[str, Any],
+        outcome: str = "ok",
+    ) -> None:
+        s.add(
+            AuditEntry(
+                at=self.clock(),
+                actor=actor.user_id,
+                source=actor.source[:200],
+                action=action,
+                subject=subject,
+                outcome=outcome,
+                detail=detail,
+            )
+        )
+
+    def _audit_system(
+        self, s: AsyncSession, action: str, subject: str, detail: dict[str, Any]
+    ) -> None:
+        s.add(
+            AuditEntry(
+                at=self.clock(),
+                actor="pnc-bot",
+                source="policy",
+                action=action,
+                subject=subject,
+                outcome="ok",
+                detail=detail,
+            )
+        )
+
+
+def _duplicate_message(fid: str, day: date) -> str:
+    return f"`{fid}` already has an assessment on {day.isoformat()}."
+
+
+def _payload(
+    event: Event, by_id: dict[int, policy.AssessmentRecord], evaluation: Evaluation
+) -> dict[str, Any]:
+    """What the notices of an event will say, frozen when the event is recorded."""
+    payload: dict[str, Any] = {
+        "threshold": evaluation.threshold,
+        "consecutive": evaluation.consecutive,
+    }
+    if event.k is not None:
+        payload["k"] = event.k
+    if event.assessment_id is not None and event.assessment_id in by_id:
+        a = by_id[event.assessment_id]
+        payload.update(
+            assessed_on=a.assessed_on.isoformat(), nc_issues=sorted(a.nc_issues), kind=a.kind
+        )
+    if event.kind is EventKind.PNC_DESIGNATED:
+        payload["basis"] = [
+            {
+                "assessment_id": i,
+                "assessed_on": by_id[i].assessed_on.isoformat(),
+                "nc_issues": sorted(by_id[i].nc_issues),
+            }
+            for i in event.basis
+        ]
+    if event.application_id is not None:
+        payload["application_id"] = event.application_id
+        if event.kind is EventKind.UNANNOUNCED_SCHEDULED:
+            payload["visit_on"] = event.on.isoformat()
+    return payload

@@ -1,0 +1,140 @@
+"""What the services show: plain data for the CLI, Slack and JSON alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IssueLine:
+    code: str
+    name: str
+    name_vi: str | None = None
+
+
+@dataclass(frozen=True)
+class AssessmentLine:
+    id: int
+    assessed_on: date
+    kind: str
+    nc_issues: tuple[IssueLine, ...]
+    counted: bool
+    fails: bool
+    not_counted: str | None
+    submitted_by: str
+    submitted_at: datetime
+    source: str
+    amended: bool = False
+
+    @property
+    def nc_count(self) -> int:
+        return len(self.nc_issues)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "assessed_on": self.assessed_on.isoformat(),
+            "kind": self.kind,
+            "nc_count": self.nc_count,
+            "nc_issues": [i.code for i in self.nc_issues],
+            "counted": self.counted,
+            "fails": self.fails,
+            "not_counted": self.not_counted,
+            "submitted_by": self.submitted_by,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class EventLine:
+    kind: str
+    occurred_on: date
+    key: str
+    notice: str
+    supported: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BuyerLine:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ApplicationLine:
+    id: int
+    applied_on: date
+    applied_by: str
+    evidence: tuple[str, ...]
+    inspectorate_reports: tuple[str, ...]
+    unannounced_on: date | None
+    decided_on: date | None
+    decision: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    factory_id: str
+    name: str
+    country: str
+    country_name: str
+    language: str
+    cycle_end: date | None
+    state: str
+    label: str
+    streak: int
+    threshold: int
+    consecutive: int
+    public_reporting_since: date
+    designated: bool
+    #: chronological
+    assessments: tuple[AssessmentLine, ...]
+    #: the assessments that were the basis of the current designation
+    basis: tuple[AssessmentLine, ...] = ()
+    subscribers: tuple[BuyerLine, ...] = ()
+    applications: tuple[ApplicationLine, ...] = ()
+    events: tuple[EventLine, ...] = field(default=())
+
+    @property
+    def covered(self) -> bool:
+        return self.state != "not_covered"
+
+    def latest(self, n: int) -> list[AssessmentLine]:
+        """The last ``n`` assessments, newest first."""
+        return list(reversed(self.assessments[-n:]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "factory_id": self.factory_id,
+            "name": self.name,
+            "country": self.country,
+            "state": self.state,
+            "label": self.label,
+            "streak": self.streak,
+            "threshold": self.threshold,
+            "consecutive": self.consecutive,
+            "designated": self.designated,
+            "cycle_end": self.cycle_end.isoformat() if self.cycle_end else None,
+            "assessments": [a.to_json() for a in self.assessments],
+            "designation_basis": [a.id for a in self.basis],
+            "subscribers": [{"buyer_id": b.id, "name": b.name} for b in self.subscribers],
+            "open_application": next(
+                (
+                    {
+                        "id": app.id,
+                        "applied_on": app.applied_on.isoformat(),
+                        "evidence": list(app.evidence),
+                        "unannounced_on": app.unannounced_on.isoformat()
+                        if app.unannounced_on
+                        else None,
+                    }
+                    for app in self.applications
+                    if app.decided_on is None
+                ),
+                None,
+            ),
+        }

@@ -1,0 +1,242 @@
+"""Queries the services need. Every SQL statement of the project outside migrations lives here
+or in ``store.bulk``; handlers never see a session."""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.policy import AssessmentRecord, ReadmissionRecord
+from store.models import Assessment, Buyer, Factory, PncEvent, Readmission, Role, Subscription
+
+#: rows per IN (...) list; well under SQLite's and asyncpg's parameter limits
+CHUNK = 500
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+async def get_factory(
+    session: AsyncSession, factory_id: str, *, lock: bool = False
+) -> Factory | None:
+    """The factory, locked against concurrent history changes when ``lock`` (PostgreSQL)."""
+    stmt = select(Factory).where(Factory.id == factory_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).scalars().first()  # type: ignore[call-overload]
+
+
+async def get_buyer(session: AsyncSession, buyer_id: str) -> Buyer | None:
+    return await session.get(Buyer, buyer_id)
+
+
+async def close_ids(
+    session: AsyncSession, model: type[Factory] | type[Buyer], value: str
+) -> list[str]:
+    """Ids that look like ``value`` (for "did you mean …?")."""
+    ids = (await session.exec(select(model.id))).scalars().all()  # type: ignore[call-overload]
+    return difflib.get_close_matches(value, list(ids), n=3, cutoff=0.6)
+
+
+async def live_assessments(session: AsyncSession, factory_id: str) -> list[Assessment]:
+    stmt = (
+        select(Assessment)
+        .where(Assessment.factory_id == factory_id, Assessment.withdrawn_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Assessment.assessed_on, Assessment.id)
+    )
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def live_assessment_on(
+    session: AsyncSession, factory_id: str, day: date
+) -> Assessment | None:
+    stmt = select(Assessment).where(
+        Assessment.factory_id == factory_id,
+        Assessment.assessed_on == day,
+        Assessment.withdrawn_at.is_(None),  # type: ignore[union-attr]
+    )
+    return (await session.exec(stmt)).scalars().first()  # type: ignore[call-overload]
+
+
+async def readmissions(session: AsyncSession, factory_id: str) -> list[Readmission]:
+    stmt = select(Readmission).where(Readmission.factory_id == factory_id).order_by(Readmission.id)
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def mark_events(session: AsyncSession, ids: Sequence[int], **values: Any) -> None:
+    table = PncEvent.__table__  # type: ignore[attr-defined]
+    for part in chunks(list(ids)):
+        await session.execute(update(table).where(table.c.id.in_(part)).values(**values))
+
+
+async def events(session: AsyncSession, factory_id: str) -> list[PncEvent]:
+    stmt = select(PncEvent).where(PncEvent.factory_id == factory_id).order_by(PncEvent.id)
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def subscribers(session: AsyncSession, factory_id: str) -> list[Buyer]:
+    stmt = (
+        select(Buyer)
+        .join(Subscription, Subscription.buyer_id == Buyer.id)  # type: ignore[arg-type]
+        .where(Subscription.factory_id == factory_id)
+        .order_by(Buyer.id)
+    )
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def get_subscription(
+    session: AsyncSession, buyer_id: str, factory_id: str
+) -> Subscription | None:
+    return await session.get(Subscription, (buyer_id, factory_id))
+
+
+async def delete_subscription(session: AsyncSession, buyer_id: str, factory_id: str) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        delete(Subscription).where(
+            Subscription.buyer_id == buyer_id,  # type: ignore[arg-type]
+            Subscription.factory_id == factory_id,  # type: ignore[arg-type]
+        )
+    )
+
+
+async def managers(session: AsyncSession) -> list[str]:
+    stmt = select(Role.user_id).where(Role.role == "manager").order_by(Role.user_id)
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def get_role(session: AsyncSession, user_id: str) -> Role | None:
+    return await session.get(Role, user_id)
+
+
+# --- batches (imports) ----------------------------------------------------------------------
+
+
+def as_record(row: Any) -> AssessmentRecord:
+    return AssessmentRecord(row.id, row.assessed_on, frozenset(row.nc_issues), row.kind)
+
+
+def as_readmission(row: Any) -> ReadmissionRecord:
+    approved = None if row.decision is None else row.decision == "approved"
+    return ReadmissionRecord(row.id, row.applied_on, row.unannounced_on, row.decided_on, approved)
+
+
+async def factory_rows(session: AsyncSession, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """id → row (all columns) for the given factories, or for all when ``ids`` is None."""
+    table = Factory.__table__  # type: ignore[attr-defined]
+    if ids is None:
+        rows = (await session.execute(select(table))).all()
+    else:
+        rows = []
+        for part in chunks(list(ids)):
+            rows += (await session.execute(select(table).where(table.c.id.in_(part)))).all()
+    return {r.id: r for r in rows}
+
+
+async def factory_ids(session: AsyncSession) -> list[str]:
+    return list((await session.exec(select(Factory.id))).scalars().all())  # type: ignore[call-overload]
+
+
+async def buyer_rows(session: AsyncSession) -> dict[str, Any]:
+    table = Buyer.__table__  # type: ignore[attr-defined]
+    return {r.id: r for r in (await session.execute(select(table))).all()}
+
+
+async def subscription_pairs(session: AsyncSession) -> set[tuple[str, str]]:
+    table = Subscription.__table__  # type: ignore[attr-defined]
+    rows = (await session.execute(select(table.c.buyer_id, table.c.factory_id))).all()
+    return {(r.buyer_id, r.factory_id) for r in rows}
+
+
+async def _by_factory(
+    session: AsyncSession, table: Any, columns: Sequence[Any], ids: Sequence[str], *where: Any
+) -> dict[str, list[Any]]:
+    """Rows of ``table`` grouped by factory id, for many factories in a few queries."""
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    many = len(ids) > CHUNK
+    if (
+        many
+        and len(ids) * 2
+        > (await session.execute(select(func.count()).select_from(Factory))).scalar_one()
+    ):  # most factories: one scan beats many IN lists
+        parts: Iterable[Sequence[str] | None] = [None]
+        wanted = set(ids)
+    else:
+        parts = chunks(list(ids))
+        wanted = None
+    for part in parts:
+        stmt = select(*columns).where(*where)
+        if part is not None:
+            stmt = stmt.where(table.c.factory_id.in_(part))
+        for row in (await session.execute(stmt)).all():
+            if wanted is None or row.factory_id in wanted:
+                grouped[row.factory_id].append(row)
+    return grouped
+
+
+async def histories(
+    session: AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, list[AssessmentRecord]], dict[str, list[ReadmissionRecord]]]:
+    """Live assessments and readmission applications of many factories."""
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    r = Readmission.__table__  # type: ignore[attr-defined]
+    arows = await _by_factory(
+        session,
+        a,
+        [a.c.id, a.c.factory_id, a.c.assessed_on, a.c.nc_issues, a.c.kind],
+        ids,
+        a.c.withdrawn_at.is_(None),
+    )
+    rrows = await _by_factory(
+        session,
+        r,
+        [r.c.id, r.c.factory_id, r.c.applied_on, r.c.unannounced_on, r.c.decided_on, r.c.decision],
+        ids,
+    )
+    return (
+        {f: [as_record(x) for x in rows] for f, rows in arows.items()},
+        {f: [as_readmission(x) for x in rows] for f, rows in rrows.items()},
+    )
+
+
+async def event_index(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Recorded events (id, key, notice, unsupported_at) of many factories."""
+    e = PncEvent.__table__  # type: ignore[attr-defined]
+    return await _by_factory(
+        session, e, [e.c.id, e.c.key, e.c.factory_id, e.c.notice, e.c.unsupported_at], ids
+    )
+
+
+async def live_days(session: AsyncSession, ids: Sequence[str]) -> dict[tuple[str, date], Any]:
+    """(factory, day) → row of each live assessment of these factories."""
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    grouped = await _by_factory(
+        session,
+        a,
+        [a.c.id, a.c.factory_id, a.c.assessed_on, a.c.nc_issues, a.c.kind],
+        ids,
+        a.c.withdrawn_at.is_(None),
+    )
+    return {(row.factory_id, row.assessed_on): row for rows in grouped.values() for row in rows}
+
+
+async def set_snapshots(session: AsyncSession, snapshots: Sequence[dict[str, Any]]) -> None:
+    """Rewrite factories' state/streak snapshots: dicts with id, state, streak, updated_at."""
+    if not snapshots:
+        return
+    table = Factory.__table__  # type: ignore[attr-defined]
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("fid"))
+        .values(state=bindparam("state"), streak=bindparam("streak"))
+    )
+    await session.execute(
+        stmt, [{"fid": s["id"], "state": s["state"], "streak": s["streak"]} for s in snapshots]
+    )
