@@ -7,7 +7,6 @@ replaces that country's catalogue.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ from bot import validation
 from bot.errors import ConfigError, PncError, UnknownCountry
 from bot.policy import Rules
 from bot.settings import Settings
+from bot.suggest import close_matches
 
 Language = Literal["vi", "en"]
 ISSUE_CODE = re.compile(r"^[A-Z][A-Z0-9]{0,9}-[0-9A-Z]{1,10}$")
@@ -66,7 +66,7 @@ class Catalogue:
         return issue.name_in(language) if issue else code
 
     def suggest(self, code: str, n: int = 3) -> list[str]:
-        return difflib.get_close_matches(code.upper(), list(self._by_code), n=n, cutoff=0.5)
+        return close_matches(code, self._by_code, n)
 
     def clusters(self) -> dict[str, list[Issue]]:
         grouped: dict[str, list[Issue]] = {}
@@ -123,7 +123,7 @@ class Countries(Mapping[str, Country]):
         try:
             return self._countries[code.strip().upper()]
         except KeyError:
-            close = difflib.get_close_matches(code.upper(), list(self._countries), n=3)
+            close = close_matches(code, self._countries)
             raise UnknownCountry(
                 code, close, extra=f"Known countries: {', '.join(self._countries)}."
             ) from None

@@ -9,7 +9,6 @@ the stored one updates it. Everything is written in one transaction with bulk st
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from bot import validation
 from bot.errors import ImportRejected, InvalidInput, PncError
 from bot.roles import Actor
 from bot.services import Notice, Services
+from bot.suggest import close_matches
 from store import bulk, queries
 from store.models import Assessment, AuditEntry, Buyer, Factory, Subscription
 
@@ -58,8 +58,11 @@ class Row:
     values: dict[str, str]
 
 
-def read_rows(path: Path, kind: str) -> list[Row]:
-    """The file's data rows, with the line each starts on; structural problems are refused."""
+def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
+    """The file's well-formed data rows (with the line each starts on) and the bad ones.
+
+    A file that cannot be read as this kind of CSV at all (encoding, header) is refused here.
+    """
     required, optional = COLUMNS[kind]
     shown = str(path)
     try:
@@ -113,9 +116,7 @@ def read_rows(path: Path, kind: str) -> list[Row]:
             rows.append(Row(start, dict(zip(names, record, strict=True))))
     except csv.Error as exc:
         errors.append((reader.line_num, f"unreadable CSV ({exc}); nothing after it was read"))
-    if errors:
-        raise ImportRejected(shown, errors, len(rows) + len(errors))
-    return rows
+    return rows, errors
 
 
 class Importer:
@@ -137,20 +138,26 @@ class Importer:
             raise InvalidInput(f"Cannot import `{kind}`.", f"Import one of: {', '.join(KINDS)}.")
         actor.require("import", self.services.config.roles.managers)
         file = Path(path)
-        rows = read_rows(file, kind)
+        rows, malformed = read_rows(file, kind)
         self._all_factory_ids = None
+        errors = _Errors(file, len(rows) + len(malformed), malformed)
         step = progress or (lambda phase, done, total: None)
         method = getattr(self, f"_{kind}")
-        report: ImportReport = await method(file, rows, actor, notify, step)
+        report: ImportReport = await method(file, rows, errors, actor, notify, step)
         return report
 
     # --- one method per kind ----------------------------------------------------------------
 
     async def _factories(
-        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+        self,
+        file: Path,
+        rows: list[Row],
+        errors: _Errors,
+        actor: Actor,
+        notify: bool,
+        step: Progress,
     ) -> ImportReport:
         clean: dict[str, dict[str, Any]] = {}
-        errors = _Errors(file, len(rows))
         for row in _checking(rows, step):
             v = row.values
             with errors.at(row.line):
@@ -207,10 +214,15 @@ class Importer:
         )
 
     async def _buyers(
-        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+        self,
+        file: Path,
+        rows: list[Row],
+        errors: _Errors,
+        actor: Actor,
+        notify: bool,
+        step: Progress,
     ) -> ImportReport:
         clean: dict[str, dict[str, Any]] = {}
-        errors = _Errors(file, len(rows))
         for row in _checking(rows, step):
             v = row.values
             with errors.at(row.line):
@@ -246,10 +258,15 @@ class Importer:
         )
 
     async def _subscriptions(
-        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+        self,
+        file: Path,
+        rows: list[Row],
+        errors: _Errors,
+        actor: Actor,
+        notify: bool,
+        step: Progress,
     ) -> ImportReport:
         pairs: dict[tuple[str, str], int] = {}
-        errors = _Errors(file, len(rows))
         for row in _checking(rows, step):
             with errors.at(row.line):
                 bid = validation.identifier(row.values["buyer_id"], "buyer id")
@@ -285,12 +302,17 @@ class Importer:
         )
 
     async def _assessments(
-        self, file: Path, rows: list[Row], actor: Actor, notify: bool, step: Progress
+        self,
+        file: Path,
+        rows: list[Row],
+        errors: _Errors,
+        actor: Actor,
+        notify: bool,
+        step: Progress,
     ) -> ImportReport:
         today = self.services.today()
         parsed: list[tuple[Row, str, date, str, str]] = []
         seen: dict[tuple[str, date], int] = {}
-        errors = _Errors(file, len(rows))
         for row in _checking(rows, step):
             v = row.values
             with errors.at(row.line):
@@ -399,9 +421,9 @@ class Importer:
 class _Errors:
     """Collects (line, reason) pairs; ``at(line)`` turns a ``PncError`` into one."""
 
-    def __init__(self, file: Path, rows: int) -> None:
+    def __init__(self, file: Path, rows: int, found: list[tuple[int, str]]) -> None:
         self.file, self.rows = file, rows
-        self.items: dict[int, str] = {}
+        self.items: dict[int, str] = dict(found)
         self._first: dict[Any, int] = {}
 
     def add(self, line: int, reason: str) -> None:
@@ -444,6 +466,6 @@ def _checking(rows: list[Row], step: Progress) -> Iterator[Row]:
 
 
 def _unknown(noun: str, value: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.6)
+    close = close_matches(value, known)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return f"there is no {noun} {value}{hint}: import the {noun} first"

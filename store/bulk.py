@@ -14,7 +14,7 @@ from store.queries import chunks
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT many rows (executemany; batched so memory stays flat)."""
     for part in chunks(list(rows), 5000):
-        await session.execute(insert(table), list(part))
+        await session.exec(insert(table), params=list(part))
 
 
 async def update_by_id(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -28,4 +28,6 @@ async def update_by_id(session: AsyncSession, table: Table, rows: Sequence[dict[
         .values({c: bindparam(c) for c in columns})
     )
     for part in chunks(list(rows), 5000):
-        await session.execute(stmt, [{"_id": r["id"], **{c: r[c] for c in columns}} for r in part])
+        await session.exec(
+            stmt, params=[{"_id": r["id"], **{c: r[c] for c in columns}} for r in part]
+        )

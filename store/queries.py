@@ -3,7 +3,6 @@ or in ``store.bulk``; handlers never see a session."""
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -13,6 +12,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.policy import AssessmentRecord, ReadmissionRecord
+from bot.suggest import close_matches
 from store.models import Assessment, Buyer, Factory, PncEvent, Readmission, Role, Subscription
 
 #: rows per IN (...) list; well under SQLite's and asyncpg's parameter limits
@@ -43,7 +43,7 @@ async def close_ids(
 ) -> list[str]:
     """Ids that look like ``value`` (for "did you mean …?")."""
     ids = (await session.exec(select(model.id))).scalars().all()  # type: ignore[call-overload]
-    return difflib.get_close_matches(value, list(ids), n=3, cutoff=0.6)
+    return close_matches(value, ids)
 
 
 async def live_assessments(session: AsyncSession, factory_id: str) -> list[Assessment]:
@@ -74,7 +74,7 @@ async def readmissions(session: AsyncSession, factory_id: str) -> list[Readmissi
 async def mark_events(session: AsyncSession, ids: Sequence[int], **values: Any) -> None:
     table = PncEvent.__table__  # type: ignore[attr-defined]
     for part in chunks(list(ids)):
-        await session.execute(update(table).where(table.c.id.in_(part)).values(**values))
+        await session.exec(update(table).where(table.c.id.in_(part)).values(**values))
 
 
 async def events(session: AsyncSession, factory_id: str) -> list[PncEvent]:
@@ -132,11 +132,11 @@ async def factory_rows(session: AsyncSession, ids: Sequence[str] | None = None) 
     """id → row (all columns) for the given factories, or for all when ``ids`` is None."""
     table = Factory.__table__  # type: ignore[attr-defined]
     if ids is None:
-        rows = (await session.execute(select(table))).all()
+        rows = (await session.exec(select(table))).all()
     else:
         rows = []
         for part in chunks(list(ids)):
-            rows += (await session.execute(select(table).where(table.c.id.in_(part)))).all()
+            rows += (await session.exec(select(table).where(table.c.id.in_(part)))).all()
     return {r.id: r for r in rows}
 
 
@@ -146,12 +146,12 @@ async def factory_ids(session: AsyncSession) -> list[str]:
 
 async def buyer_rows(session: AsyncSession) -> dict[str, Any]:
     table = Buyer.__table__  # type: ignore[attr-defined]
-    return {r.id: r for r in (await session.execute(select(table))).all()}
+    return {r.id: r for r in (await session.exec(select(table))).all()}
 
 
 async def subscription_pairs(session: AsyncSession) -> set[tuple[str, str]]:
     table = Subscription.__table__  # type: ignore[attr-defined]
-    rows = (await session.execute(select(table.c.buyer_id, table.c.factory_id))).all()
+    rows = (await session.exec(select(table.c.buyer_id, table.c.factory_id))).all()
     return {(r.buyer_id, r.factory_id) for r in rows}
 
 
@@ -164,7 +164,7 @@ async def _by_factory(
     if (
         many
         and len(ids) * 2
-        > (await session.execute(select(func.count()).select_from(Factory))).scalar_one()
+        > (await session.exec(select(func.count()).select_from(Factory))).scalar_one()
     ):  # most factories: one scan beats many IN lists
         parts: Iterable[Sequence[str] | None] = [None]
         wanted = set(ids)
@@ -175,7 +175,7 @@ async def _by_factory(
         stmt = select(*columns).where(*where)
         if part is not None:
             stmt = stmt.where(table.c.factory_id.in_(part))
-        for row in (await session.execute(stmt)).all():
+        for row in (await session.exec(stmt)).all():
             if wanted is None or row.factory_id in wanted:
                 grouped[row.factory_id].append(row)
     return grouped
@@ -237,6 +237,7 @@ async def set_snapshots(session: AsyncSession, snapshots: Sequence[dict[str, Any
         .where(table.c.id == bindparam("fid"))
         .values(state=bindparam("state"), streak=bindparam("streak"))
     )
-    await session.execute(
-        stmt, [{"fid": s["id"], "state": s["state"], "streak": s["streak"]} for s in snapshots]
+    await session.exec(
+        stmt,
+        params=[{"fid": s["id"], "state": s["state"], "streak": s["streak"]} for s in snapshots],
     )

@@ -1,0 +1,267 @@
+"""Use cases against a real database (each test runs on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.errors import (
+    AlreadyExists,
+    DuplicateAssessment,
+    InvalidDate,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    UnknownBuyer,
+    UnknownCountry,
+    UnknownFactory,
+    UnknownIssueCodes,
+)
+from bot.services import Services
+from store.models import Assessment, AuditEntry, Factory, PncEvent, Subscription
+from tests.conftest import ASSESSOR, MANAGER, VIEWER
+
+FAIL = "CO-01,CO-02,OS-01,WT-01"  # 4 issues: fails
+FAIL5 = "CO-01,CO-02,OS-01,WT-01,WT-02"
+PASS = "OS-02,WT-01,CO-03"  # 3 issues: passes
+
+
+async def count(services: Services, model: type) -> int:
+    async with services.db.transaction() as s:
+        return (await s.exec(select(func.count()).select_from(model))).scalar_one()
+
+
+async def events(services: Services, factory_id: str) -> list[PncEvent]:
+    async with services.db.transaction() as s:
+        rows = await s.exec(
+            select(PncEvent).where(PncEvent.factory_id == factory_id).order_by(PncEvent.id)
+        )
+        return list(rows.scalars())
+
+
+@pytest.fixture
+async def factory(services: Services) -> str:
+    await services.add_factory(
+        MANAGER, "VN-1001", "Saigon Stitch", "VN", "hr@stitch.example", cycle_end="2027-06-30"
+    )
+    return "VN-1001"
+
+
+async def test_registers_factories_buyers_and_subscriptions(services: Services) -> None:
+    f = await services.add_factory(ASSESSOR, "vn-7", "  Hue   Garments ", "vn", "A@Hue.Example")
+    assert (f.id, f.name, f.country, f.emails) == ("VN-7", "Hue Garments", "VN", ["A@hue.example"])
+    await services.add_buyer(ASSESSOR, "b-1", "Acme", "x@acme.example; y@acme.example")
+    assert await services.subscribe(ASSESSOR, "B-1", "VN-7") is True
+    assert await services.subscribe(ASSESSOR, "B-1", "VN-7") is False  # already: no second row
+    view = await services.status("VN-7")
+    assert [b.id for b in view.subscribers] == ["B-1"]
+    await services.unsubscribe(ASSESSOR, "B-1", "VN-7")
+    assert await count(services, Subscription) == 0
+    with pytest.raises(NotFound):
+        await services.unsubscribe(ASSESSOR, "B-1", "VN-7")
+
+
+async def test_registry_refusals_write_nothing(services: Services, factory: str) -> None:
+    with pytest.raises(AlreadyExists):
+        await services.add_factory(ASSESSOR, "VN-1001", "Again", "VN", "a@b.example")
+    with pytest.raises(UnknownCountry) as exc:
+        await services.add_factory(ASSESSOR, "VN-2", "X", "VM", "a@b.example")
+    assert "VN" in exc.value.suggestions
+    with pytest.raises(InvalidInput):
+        await services.add_factory(ASSESSOR, "VN-2", "X", "VN", "not-an-address")
+    with pytest.raises(InvalidInput):
+        await services.add_factory(ASSESSOR, "VN 2!", "X", "VN", "a@b.example")
+    with pytest.raises(PermissionDenied):
+        await services.add_factory(VIEWER, "VN-2", "X", "VN", "a@b.example")
+    with pytest.raises(UnknownBuyer):
+        await services.subscribe(ASSESSOR, "B-NONE", "VN-1001")
+    await services.add_buyer(ASSESSOR, "B-1", "Acme", "x@acme.example")
+    with pytest.raises(UnknownFactory):
+        await services.subscribe(ASSESSOR, "B-1", "VN-9999")
+    assert await count(services, Factory) == 1
+    assert await count(services, Subscription) == 0
+
+
+async def test_three_failing_assessments_designate_with_events_and_audit(
+    services: Services, factory: str
+) -> None:
+    first = await services.record_assessment(ASSESSOR, factory, "2024-03-01", FAIL)
+    assert (first.nc_count, first.label) == (4, "At risk (1 of 3)")
+    second = await services.record_assessment(ASSESSOR, factory, "2025-03-01", FAIL5)
+    assert second.label == "At risk (2 of 3)"
+    third = await services.record_assessment(ASSESSOR, factory, date(2026, 3, 1), FAIL)
+    assert (third.state, third.label) == ("pnc", "Persistently non-compliant")
+    assert [e.kind.value for e in third.new_events] == ["pnc_designated"]
+
+    recorded = await events(services, factory)
+    assert [(e.kind, e.payload.get("k")) for e in recorded] == [
+        ("at_risk_warning", 1),
+        ("at_risk_warning", 2),
+        ("pnc_designated", None),
+    ]
+    assert all(e.notice == "due" for e in recorded)
+    basis = recorded[-1].payload["basis"]
+    assert [b["assessed_on"] for b in basis] == ["2024-03-01", "2025-03-01", "2026-03-01"]
+
+    view = await services.status(factory)
+    assert (view.state, view.streak, view.designated) == ("pnc", 3, True)
+    assert [a.assessed_on.isoformat() for a in view.basis] == [
+        "2024-03-01",
+        "2025-03-01",
+        "2026-03-01",
+    ]
+    async with services.db.transaction() as s:
+        snapshot = await s.get(Factory, factory)
+        audit = (await s.exec(select(AuditEntry.action, AuditEntry.actor))).all()
+    assert (snapshot.state, snapshot.streak) == ("pnc", 3)
+    assert audit.count(("assessment.record", ASSESSOR.user_id)) == 3
+
+
+async def test_a_passing_assessment_stops_the_process(services: Services, factory: str) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2024-03-01", FAIL)
+    outcome = await services.record_assessment(ASSESSOR, factory, "2025-03-01", PASS)
+    assert (outcome.label, [e.kind.value for e in outcome.new_events]) == (
+        "Not at risk",
+        ["process_stopped"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "codes", "error", "fragment"),
+    [
+        ("2026-11-21", FAIL, InvalidDate, "in the future"),
+        ("1999-12-31", FAIL, InvalidDate, "before 2000"),
+        ("2026-02-30", FAIL, InvalidDate, "YYYY-MM-DD"),
+        ("01/03/2025", FAIL, InvalidDate, "YYYY-MM-DD"),
+        ("2025-03-01", "CO-01,C0-02", UnknownIssueCodes, "CO-02"),
+        ("2025-03-01", "XX-99", UnknownIssueCodes, "XX-99"),
+    ],
+)
+async def test_bad_assessments_are_refused_with_what_would_be_right(
+    services: Services, factory: str, day: str, codes: str, error: type, fragment: str
+) -> None:
+    with pytest.raises(error) as exc:
+        await services.record_assessment(ASSESSOR, factory, day, codes)
+    assert fragment in exc.value.render()
+    assert await count(services, Assessment) == 0
+    assert await count(services, PncEvent) == 0
+
+
+async def test_today_is_the_configured_time_zone(services: Services, factory: str) -> None:
+    # 2026-11-20 03:00 UTC is 10:00 on the 20th in Ho Chi Minh City
+    await services.record_assessment(ASSESSOR, factory, "2026-11-20", "none")
+    with pytest.raises(InvalidDate):
+        await services.record_assessment(ASSESSOR, factory, "2026-11-21", "none")
+
+
+async def test_unknown_factory_suggests_close_ids(services: Services, factory: str) -> None:
+    with pytest.raises(UnknownFactory) as exc:
+        await services.record_assessment(ASSESSOR, "VN-1010", "2025-01-01", FAIL)
+    assert exc.value.suggestions == ("VN-1001",)
+    assert "Did you mean `VN-1001`?" in exc.value.render()
+
+
+async def test_one_assessment_per_factory_and_day(services: Services, factory: str) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2025-01-01", FAIL)
+    with pytest.raises(DuplicateAssessment):
+        await services.record_assessment(ASSESSOR, factory, "2025-01-01", PASS)
+    assert await count(services, Assessment) == 1
+
+
+async def test_assessors_may_not_amend(services: Services, factory: str) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2025-01-01", FAIL)
+    with pytest.raises(PermissionDenied) as exc:
+        await services.amend_assessment(ASSESSOR, factory, "2025-01-01", "typo", nc_issues=PASS)
+    assert "manager" in exc.value.render()
+    with pytest.raises(PermissionDenied):
+        await services.record_assessment(VIEWER, factory, "2025-02-01", FAIL)
+
+
+async def test_a_late_assessment_rewrites_the_history_and_holds_new_notices(
+    services: Services, factory: str
+) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
+    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)  # 2 of 3, notified
+    late = await services.record_assessment(ASSESSOR, factory, "2024-06-10", PASS)
+    # the streak was broken in between: 2025-01-10 is now 1 of 3, not 2 of 3
+    assert late.label == "At risk (1 of 3)"
+    assert len(late.contradicted) == 1 and late.contradicted[0].endswith("/k2")
+    recorded = {e.key.split("/", 2)[2]: e for e in await events(services, factory)}
+    stopped = [e for e in recorded.values() if e.kind == "process_stopped"]
+    assert len(stopped) == 1 and stopped[0].notice == "held"
+    old_warning = next(e for k, e in recorded.items() if k.endswith("k2"))
+    assert old_warning.unsupported_at is not None
+    async with services.db.transaction() as s:
+        actions = (await s.exec(select(AuditEntry.action))).scalars().all()
+    assert "history.changed" in actions
+
+
+async def test_amend_and_withdraw_reevaluate(services: Services, factory: str) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
+    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    amended = await services.amend_assessment(
+        MANAGER, factory, "2025-01-10", "data entry error", nc_issues=PASS
+    )
+    assert amended.label == "Not at risk"
+    assert amended.contradicted  # the 2-of-3 warning was already due
+    withdrawn = await services.withdraw_assessment(
+        MANAGER, factory, "2025-01-10", "duplicate visit"
+    )
+    assert withdrawn.label == "At risk (1 of 3)"
+    # the day is free again after a withdrawal
+    again = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    assert again.label == "At risk (2 of 3)"
+    view = await services.status(factory)
+    assert [a.assessed_on.isoformat() for a in view.assessments] == ["2024-01-10", "2025-01-10"]
+    # the 2-of-3 warning came back: the earlier event is supported again, not duplicated
+    keys = [e.key for e in await events(services, factory)]
+    assert len(keys) == len(set(keys))
+
+
+async def test_amend_refusals(services: Services, factory: str) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
+    await services.record_assessment(ASSESSOR, factory, "2024-02-10", FAIL)
+    with pytest.raises(NotFound) as exc:
+        await services.amend_assessment(MANAGER, factory, "2024-01-11", "x", nc_issues=PASS)
+    assert "2024-01-10" in exc.value.render()
+    with pytest.raises(InvalidInput):
+        await services.amend_assessment(MANAGER, factory, "2024-01-10", "  ", nc_issues=PASS)
+    with pytest.raises(InvalidInput):
+        await services.amend_assessment(MANAGER, factory, "2024-01-10", "nothing")
+    with pytest.raises(DuplicateAssessment):
+        await services.amend_assessment(MANAGER, factory, "2024-01-10", "x", new_date="2024-02-10")
+
+
+async def test_not_covered_country(services: Services) -> None:
+    await services.add_factory(MANAGER, "KH-1", "Phnom Penh Textiles", "KH", "a@pp.example")
+    for day in ("2024-01-01", "2025-01-01", "2026-01-01"):
+        outcome = await services.record_assessment(ASSESSOR, "KH-1", day, FAIL5)
+    assert outcome.label == "Not covered by the PNC framework"
+    assert outcome.new_events == ()
+    assert await events(services, "KH-1") == []
+
+
+async def test_concurrent_submissions_for_one_factory_are_serialised(
+    services: Services, factory: str
+) -> None:
+    days = ["2023-01-01", "2024-01-01", "2025-01-01"]
+    await asyncio.gather(*(services.record_assessment(ASSESSOR, factory, d, FAIL) for d in days))
+    view = await services.status(factory)
+    assert view.state == "pnc"
+    recorded = await events(services, factory)
+    # whatever order they committed in, the events are those of the final history
+    supported = sorted((e.kind, e.payload.get("k")) for e in recorded if e.unsupported_at is None)
+    assert supported == [("at_risk_warning", 1), ("at_risk_warning", 2), ("pnc_designated", None)]
+
+
+async def test_concurrent_duplicates_store_one(services: Services, factory: str) -> None:
+    results = await asyncio.gather(
+        *(services.record_assessment(ASSESSOR, factory, "2025-05-05", FAIL) for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, DuplicateAssessment) for r in results if isinstance(r, BaseException))
+    assert await count(services, Assessment) == 1
