@@ -47,6 +47,7 @@ class Catalogue:
     def __init__(self, issues: Sequence[Issue]) -> None:
         self.issues = tuple(issues)
         self._by_code = {i.code: i for i in self.issues}
+        self.codes = frozenset(self._by_code)
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code

@@ -8,6 +8,7 @@ the stored one updates it. Everything is written in one transaction with bulk st
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 from bot import validation
 from bot.errors import ImportRejected, InvalidInput, PncError
+from bot.policy import AssessmentRecord
 from bot.roles import Actor
 from bot.services import Notice, Services
 from bot.suggest import close_matches
@@ -106,7 +108,7 @@ def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
     try:
         for record in reader:
             start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue  # blank lines are allowed
             if len(record) != len(names):
                 errors.append(
@@ -160,7 +162,7 @@ class Importer:
         clean: dict[str, dict[str, Any]] = {}
         for row in _checking(rows, step):
             v = row.values
-            with errors.at(row.line):
+            try:
                 fid = validation.identifier(v["factory_id"], "factory id")
                 errors.once(fid, row.line, f"factory `{fid}`")
                 country = self.countries.country(v["country"])
@@ -172,8 +174,11 @@ class Importer:
                     "language": validation.language(v.get("language")),
                     "cycle_end": validation.optional_date(v.get("cycle_end"), "cycle end"),
                 }
+            except PncError as exc:
+                errors.refused(row.line, exc)
         errors.raise_if_any()
         fields = ("name", "country", "emails", "language", "cycle_end")
+        initial = _Memo(self.services.initial_state)
         now = self.services.clock()
         async with self.services.db.transaction(write=True) as s:
             existing = await queries.factory_rows(s, list(clean))
@@ -181,7 +186,7 @@ class Importer:
             for fid, values in clean.items():
                 old = existing.get(fid)
                 if old is None:
-                    state = self.services.initial_state(values["country"])
+                    state = initial(values["country"])
                     added.append(
                         {
                             **values,
@@ -225,7 +230,7 @@ class Importer:
         clean: dict[str, dict[str, Any]] = {}
         for row in _checking(rows, step):
             v = row.values
-            with errors.at(row.line):
+            try:
                 bid = validation.identifier(v["buyer_id"], "buyer id")
                 errors.once(bid, row.line, f"buyer `{bid}`")
                 clean[bid] = {
@@ -233,6 +238,8 @@ class Importer:
                     "name": validation.text(v["name"], "buyer name"),
                     "emails": list(validation.emails(v["emails"])),
                 }
+            except PncError as exc:
+                errors.refused(row.line, exc)
         errors.raise_if_any()
         now = self.services.clock()
         async with self.services.db.transaction(write=True) as s:
@@ -268,11 +275,13 @@ class Importer:
     ) -> ImportReport:
         pairs: dict[tuple[str, str], int] = {}
         for row in _checking(rows, step):
-            with errors.at(row.line):
+            try:
                 bid = validation.identifier(row.values["buyer_id"], "buyer id")
                 fid = validation.identifier(row.values["factory_id"], "factory id")
                 errors.once((bid, fid), row.line, f"subscription of `{bid}` to `{fid}`")
                 pairs[(bid, fid)] = row.line
+            except PncError as exc:
+                errors.refused(row.line, exc)
         now = self.services.clock()
         async with self.services.db.transaction(write=True) as s:
             buyers = set(await queries.buyer_rows(s))
@@ -311,40 +320,42 @@ class Importer:
         step: Progress,
     ) -> ImportReport:
         today = self.services.today()
-        parsed: list[tuple[Row, str, date, str, str]] = []
-        seen: dict[tuple[str, date], int] = {}
-        for row in _checking(rows, step):
-            v = row.values
-            with errors.at(row.line):
-                fid = validation.identifier(v["factory_id"], "factory id")
-                day = validation.assessment_date(v["assessed_on"], today)
-                kind = validation.assessment_kind(v.get("kind"))
-                if (fid, day) in seen:
-                    raise InvalidInput(
-                        f"`{fid}` on {day.isoformat()} already appears on line {seen[(fid, day)]}."
-                    )
-                seen[(fid, day)] = row.line
-                parsed.append((row, fid, day, v["nc_issues"], kind))
-        source = f"import:{file.name}"[:200]
+        # the same ids, dates and countries recur on many rows: check each distinct value once
+        ids = _Memo(lambda v: validation.identifier(v, "factory id"))
+        days = _Memo(lambda v: validation.assessment_date(v, today))
+        kinds = _Memo(validation.assessment_kind)
+        countries = _Memo(self.countries.country)
+        named: set[str] = set()
+        for raw in {row.values["factory_id"] for row in rows}:
+            with contextlib.suppress(PncError):  # a bad id is reported with its line below
+                named.add(ids(raw))
         async with self.services.db.transaction(write=True) as s:
-            factory_ids = sorted({fid for _, fid, *_ in parsed})
-            factories = await queries.factory_rows(s, factory_ids)
-            stored = await queries.live_days(s, [f for f in factory_ids if f in factories])
-            now = self.services.clock()
-            new: list[dict[str, Any]] = []
+            facts = await queries.factory_facts(s, sorted(named))
+            stored = await queries.live_days(s, sorted(facts))
+            seen: dict[tuple[str, date], int] = {}
+            new: list[AssessmentRecord] = []
+            new_factories: list[str] = []
             unchanged = 0
-            for row, fid, day, raw_codes, kind in parsed:
-                with errors.at(row.line):
-                    factory = factories.get(fid)
-                    if factory is None:
+            for row in _checking(rows, step):
+                v = row.values
+                try:
+                    fid = ids(v["factory_id"])
+                    day = days(v["assessed_on"])
+                    kind = kinds(v.get("kind") or "")
+                    key = (fid, day)
+                    if key in seen:
+                        raise InvalidInput(
+                            f"`{fid}` on {day.isoformat()} already appears on line {seen[key]}."
+                        )
+                    seen[key] = row.line
+                    fact = facts.get(fid)
+                    if fact is None:
                         raise InvalidInput(_unknown("factory", fid, await self._factory_ids(s)))
-                    country = self.countries.country(factory.country)
-                    codes = sorted(
-                        validation.issue_codes(raw_codes, country.catalogue, country.code)
-                    )
-                    old = stored.get((fid, day))
+                    country = countries(fact.country)
+                    codes = validation.issue_codes(v["nc_issues"], country.catalogue, country.code)
+                    old = stored.get(key)
                     if old is not None:
-                        if sorted(old.nc_issues) == codes and old.kind == kind:
+                        if frozenset(old.nc_issues) == codes and old.kind == kind:
                             unchanged += 1
                             continue
                         raise InvalidInput(
@@ -352,35 +363,61 @@ class Importer:
                             f"issues ({', '.join(old.nc_issues) or 'none'}).",
                             "A manager can amend it; the import does not overwrite assessments.",
                         )
-                    new.append(
-                        {
-                            "factory_id": fid,
-                            "assessed_on": day,
-                            "kind": kind,
-                            "nc_issues": codes,
-                            "submitted_by": actor.user_id,
-                            "submitted_at": now,
-                            "source": source,
-                        }
-                    )
+                    new.append(AssessmentRecord(0, day, codes, kind))
+                    new_factories.append(fid)
+                except PncError as exc:
+                    errors.refused(row.line, exc)
             errors.raise_if_any()
+
             step("writing", 0, len(new))
-            await bulk.insert_rows(s, Assessment.__table__, new)  # type: ignore[attr-defined]
-            affected = sorted({r["factory_id"] for r in new})
+            table = Assessment.__table__  # type: ignore[attr-defined]
+            row_ids = await bulk.reserve_ids(s, table, len(new))
+            new = [a._replace(id=i) for a, i in zip(new, row_ids, strict=True)]
+            now = self.services.clock()
+            n = len(new)
+            await bulk.insert_columns(
+                s,
+                table,
+                {
+                    "id": row_ids,
+                    "factory_id": new_factories,
+                    "assessed_on": [a.assessed_on for a in new],
+                    "kind": [a.kind for a in new],
+                    "nc_issues": [sorted(a.nc_issues) for a in new],
+                    "submitted_by": [actor.user_id] * n,
+                    "submitted_at": [now] * n,
+                    "source": [f"import:{file.name}"[:200]] * n,
+                },
+            )
+
+            # evaluate from what is in memory: the stored history plus the rows just written
+            history: dict[str, list[AssessmentRecord]] = {f: [] for f in new_factories}
+            for old in stored.values():
+                if old.factory_id in history:
+                    history[old.factory_id].append(queries.as_record(old))
+            for fid, record in zip(new_factories, new, strict=True):
+                history[fid].append(record)
+            affected = sorted(history)
             step("evaluating", 0, len(affected))
+            histories = queries.Histories(
+                countries={f: facts[f].country for f in affected},
+                snapshots={f: (facts[f].state, facts[f].streak) for f in affected},
+                assessments=history,
+                readmissions=await queries.readmission_records(s, affected),
+            )
             results = await self.services.reevaluate(
-                s, affected, Notice.DUE if notify else Notice.SUPPRESSED
+                s, affected, Notice.DUE if notify else Notice.SUPPRESSED, histories
             )
             events = sum(len(r.new_events) for r in results.values())
             contradicted = sum(1 for r in results.values() if r.contradicted)
             self._audit(
-                s, actor, "assessments", file, len(rows), len(new), 0, events=events, notify=notify
+                s, actor, "assessments", file, len(rows), n, 0, events=events, notify=notify
             )
         return ImportReport(
             "assessments",
             str(file),
             len(rows),
-            len(new),
+            n,
             0,
             unchanged,
             events=events,
@@ -418,8 +455,23 @@ class Importer:
         )
 
 
+class _Memo:
+    """A checking function applied once per distinct raw value (errors are not cached)."""
+
+    def __init__(self, check: Callable[[str], Any]) -> None:
+        self.check = check
+        self.seen: dict[str, Any] = {}
+
+    def __call__(self, raw: str) -> Any:
+        try:
+            return self.seen[raw]
+        except KeyError:
+            self.seen[raw] = value = self.check(raw)
+            return value
+
+
 class _Errors:
-    """Collects (line, reason) pairs; ``at(line)`` turns a ``PncError`` into one."""
+    """Collects (line, reason) pairs, the first reason for each line."""
 
     def __init__(self, file: Path, rows: int, found: list[tuple[int, str]]) -> None:
         self.file, self.rows = file, rows
@@ -434,26 +486,12 @@ class _Errors:
         if first != line:
             raise InvalidInput(f"{what} already appears on line {first}.")
 
-    def at(self, line: int) -> _At:
-        return _At(self, line)
+    def refused(self, line: int, exc: PncError) -> None:
+        self.add(line, exc.render().replace("`", ""))
 
     def raise_if_any(self) -> None:
         if self.items:
             raise ImportRejected(str(self.file), sorted(self.items.items()), self.rows)
-
-
-class _At:
-    def __init__(self, errors: _Errors, line: int) -> None:
-        self.errors, self.line = errors, line
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, PncError):
-            self.errors.add(self.line, exc.render().replace("`", ""))
-            return True
-        return False
 
 
 def _checking(rows: list[Row], step: Progress) -> Iterator[Row]:

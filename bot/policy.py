@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class State(StrEnum):
@@ -63,8 +64,8 @@ class Rules:
             raise ValueError("consecutive must be at least 1")
 
 
-@dataclass(frozen=True)
-class AssessmentRecord:
+class AssessmentRecord(NamedTuple):
+    # NamedTuples, not dataclasses, for the records an import creates by the hundred thousand
     id: int
     assessed_on: date
     nc_issues: frozenset[str] = frozenset()
@@ -90,8 +91,7 @@ class ReadmissionRecord:
         return self.decided_on is None
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What one assessment meant: ``fails`` compares its count with the threshold, ``counted``
     says whether it moved the streak (and ``not_counted`` why not)."""
 
@@ -105,8 +105,7 @@ class Verdict:
         return self.assessment.nc_count
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """Something the history gives rise to, which people are told about once.
 
     ``key`` is stable: the same history always yields the same keys, and a key names the facts

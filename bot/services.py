@@ -382,7 +382,11 @@ class Services:
     # --- the shared machinery ---------------------------------------------------------------
 
     async def reevaluate(
-        self, s: AsyncSession, factory_ids: Sequence[str], notice: str
+        self,
+        s: AsyncSession,
+        factory_ids: Sequence[str],
+        notice: str,
+        histories: queries.Histories | None = None,
     ) -> dict[str, Reevaluation]:
         """Re-derive the factories' events from their histories and record what changed.
 
@@ -391,10 +395,12 @@ class Services:
         New events get ``notice`` — unless the same change took away an event people were
         already told about: then staff must review ("history changed") and the new events are
         held, so the bot never sends contradicting notices on its own.
+
+        ``histories`` may be given by a caller that already holds them (a bulk import);
+        otherwise they are loaded.
         """
         now = self.clock()
-        factories = await queries.factory_rows(s, factory_ids)
-        records, applications = await queries.histories(s, factory_ids)
+        h = histories or await queries.load_histories(s, factory_ids)
         recorded = await queries.event_index(s, factory_ids)
         new_rows: list[dict[str, Any]] = []
         unsupported: list[int] = []
@@ -402,9 +408,9 @@ class Services:
         snapshots: list[dict[str, Any]] = []
         results: dict[str, Reevaluation] = {}
         for fid in factory_ids:
-            country = self.countries.country(factories[fid].country)
-            history = records.get(fid, [])
-            evaluation = policy.evaluate(country.rules, fid, history, applications.get(fid, []))
+            country = self.countries.country(h.countries[fid])
+            history = h.assessments.get(fid, [])
+            evaluation = policy.evaluate(country.rules, fid, history, h.readmissions.get(fid, []))
             known = {r.key: r for r in recorded.get(fid, [])}
             changes = policy.diff_events(
                 evaluation.events, {k: r.unsupported_at is None for k, r in known.items()}
@@ -430,9 +436,10 @@ class Services:
                 )
             unsupported += [known[k].id for k in changes.unsupported]
             restored += [known[k].id for k in changes.restored]
-            snapshots.append(
-                {"id": fid, "state": evaluation.state.value, "streak": evaluation.streak}
-            )
+            if (evaluation.state.value, evaluation.streak) != tuple(h.snapshots[fid]):
+                snapshots.append(
+                    {"id": fid, "state": evaluation.state.value, "streak": evaluation.streak}
+                )
             if contradicted:
                 log.warning("history of %s changed under notified events %s", fid, contradicted)
                 self._audit_system(

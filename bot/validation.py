@@ -23,6 +23,7 @@ _EMAIL = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 NO_ISSUES = frozenset({"none", "-", ""})
+_OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n")
 LANGUAGES = ("vi", "en")
 ASSESSMENT_KINDS = ("regular", "unannounced")
 
@@ -113,14 +114,20 @@ def assessment_date(value: str | date, today: date) -> date:
 def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) -> frozenset[str]:
     """Codes separated by `,`, `;` or spaces (or `none`), each in the country's catalogue."""
     if isinstance(value, str):
-        raw = [] if value.strip().lower() in NO_ISSUES else _LIST_SEPARATORS.split(value.strip())
+        text = value.upper()
+        for separator in _OTHER_SEPARATORS:
+            if separator in text:
+                text = text.replace(separator, ";")
+        codes = frozenset(text.split(";"))
     else:
-        raw = list(value)
-    codes = {c.strip().upper() for c in raw if c.strip() and c.strip().lower() not in NO_ISSUES}
-    unknown = {c: catalogue.suggest(c) for c in sorted(codes) if c not in catalogue}
+        codes = frozenset(c.strip().upper() for c in value)
+    if codes <= catalogue.codes:
+        return codes
+    codes = frozenset(c for c in codes if c.lower() not in NO_ISSUES)
+    unknown = {c: catalogue.suggest(c) for c in sorted(codes - catalogue.codes)}
     if unknown:
         raise UnknownIssueCodes(country, unknown)
-    return frozenset(codes)
+    return codes
 
 
 def language(value: str | None) -> str | None:

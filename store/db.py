@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -27,6 +28,8 @@ _WRITE = "pnc_write"
 class Database:
     def __init__(self, url: str | URL, **engine_options: Any) -> None:
         self.url = make_url(url)
+        engine_options.setdefault("json_serializer", _json_dumps)
+        engine_options.setdefault("json_deserializer", orjson.loads)
         if self.is_sqlite:
             _ensure_sqlite_folder(self.url)
         else:
@@ -61,6 +64,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _ensure_sqlite_folder(url: URL) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -181,12 +182,43 @@ async def _by_factory(
     return grouped
 
 
-async def histories(
+@dataclass
+class Histories:
+    """What re-evaluating some factories needs: their country, the state/streak snapshot on
+    record, and their histories (live assessments and readmission applications)."""
+
+    countries: dict[str, str]
+    snapshots: dict[str, tuple[str, int]]
+    assessments: dict[str, list[AssessmentRecord]]
+    readmissions: dict[str, list[ReadmissionRecord]]
+
+
+async def factory_facts(session: AsyncSession, ids: Sequence[str]) -> dict[str, Any]:
+    """id → (id, country, state, streak) for the given factories."""
+    t = Factory.__table__  # type: ignore[attr-defined]
+    found: dict[str, Any] = {}
+    for part in chunks(list(ids)):
+        stmt = select(t.c.id, t.c.country, t.c.state, t.c.streak).where(t.c.id.in_(part))
+        found.update((r.id, r) for r in (await session.exec(stmt)).all())
+    return found
+
+
+async def readmission_records(
     session: AsyncSession, ids: Sequence[str]
-) -> tuple[dict[str, list[AssessmentRecord]], dict[str, list[ReadmissionRecord]]]:
-    """Live assessments and readmission applications of many factories."""
-    a = Assessment.__table__  # type: ignore[attr-defined]
+) -> dict[str, list[ReadmissionRecord]]:
     r = Readmission.__table__  # type: ignore[attr-defined]
+    rows = await _by_factory(
+        session,
+        r,
+        [r.c.id, r.c.factory_id, r.c.applied_on, r.c.unannounced_on, r.c.decided_on, r.c.decision],
+        ids,
+    )
+    return {f: [as_readmission(x) for x in group] for f, group in rows.items()}
+
+
+async def load_histories(session: AsyncSession, ids: Sequence[str]) -> Histories:
+    facts = await factory_facts(session, ids)
+    a = Assessment.__table__  # type: ignore[attr-defined]
     arows = await _by_factory(
         session,
         a,
@@ -194,15 +226,11 @@ async def histories(
         ids,
         a.c.withdrawn_at.is_(None),
     )
-    rrows = await _by_factory(
-        session,
-        r,
-        [r.c.id, r.c.factory_id, r.c.applied_on, r.c.unannounced_on, r.c.decided_on, r.c.decision],
-        ids,
-    )
-    return (
-        {f: [as_record(x) for x in rows] for f, rows in arows.items()},
-        {f: [as_readmission(x) for x in rows] for f, rows in rrows.items()},
+    return Histories(
+        countries={f: r.country for f, r in facts.items()},
+        snapshots={f: (r.state, r.streak) for f, r in facts.items()},
+        assessments={f: [as_record(x) for x in group] for f, group in arows.items()},
+        readmissions=await readmission_records(session, ids),
     )
 
 
