@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,7 +146,8 @@ class Importer:
         errors = _Errors(file, len(rows) + len(malformed), malformed)
         step = progress or (lambda phase, done, total: None)
         method = getattr(self, f"_{kind}")
-        report: ImportReport = await method(file, rows, errors, actor, notify, step)
+        with _cyclic_gc_paused():
+            report: ImportReport = await method(file, rows, errors, actor, notify, step)
         return report
 
     # --- one method per kind ----------------------------------------------------------------
@@ -333,7 +335,7 @@ class Importer:
             facts = await queries.factory_facts(s, sorted(named))
             stored = await queries.live_days(s, sorted(facts))
             seen: dict[tuple[str, date], int] = {}
-            new: list[AssessmentRecord] = []
+            new: list[tuple[date, frozenset[str], str]] = []
             new_factories: list[str] = []
             unchanged = 0
             for row in _checking(rows, step):
@@ -363,7 +365,7 @@ class Importer:
                             f"issues ({', '.join(old.nc_issues) or 'none'}).",
                             "A manager can amend it; the import does not overwrite assessments.",
                         )
-                    new.append(AssessmentRecord(0, day, codes, kind))
+                    new.append((day, codes, kind))
                     new_factories.append(fid)
                 except PncError as exc:
                     errors.refused(row.line, exc)
@@ -372,7 +374,7 @@ class Importer:
             step("writing", 0, len(new))
             table = Assessment.__table__  # type: ignore[attr-defined]
             row_ids = await bulk.reserve_ids(s, table, len(new))
-            new = [a._replace(id=i) for a, i in zip(new, row_ids, strict=True)]
+            records = list(map(AssessmentRecord, row_ids, *zip(*new, strict=True))) if new else []
             now = self.services.clock()
             n = len(new)
             await bulk.insert_columns(
@@ -381,9 +383,9 @@ class Importer:
                 {
                     "id": row_ids,
                     "factory_id": new_factories,
-                    "assessed_on": [a.assessed_on for a in new],
-                    "kind": [a.kind for a in new],
-                    "nc_issues": [sorted(a.nc_issues) for a in new],
+                    "assessed_on": [a.assessed_on for a in records],
+                    "kind": [a.kind for a in records],
+                    "nc_issues": [sorted(a.nc_issues) for a in records],
                     "submitted_by": [actor.user_id] * n,
                     "submitted_at": [now] * n,
                     "source": [f"import:{file.name}"[:200]] * n,
@@ -395,7 +397,7 @@ class Importer:
             for old in stored.values():
                 if old.factory_id in history:
                     history[old.factory_id].append(queries.as_record(old))
-            for fid, record in zip(new_factories, new, strict=True):
+            for fid, record in zip(new_factories, records, strict=True):
                 history[fid].append(record)
             affected = sorted(history)
             step("evaluating", 0, len(affected))
@@ -453,6 +455,23 @@ class Importer:
                 detail={"rows": rows, "added": added, "updated": updated, **extra},
             )
         )
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a bulk load.
+
+    An import creates hundreds of thousands of small long-lived objects; the collector would
+    traverse them again and again (measured: more than half the import's time). Reference
+    counting still frees memory meanwhile; cycles are collected once the import is over.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Memo:

@@ -180,8 +180,7 @@ def event_key(
     return "/".join(parts)
 
 
-# Order of things that happen on the same day: the assessment first, then an application made
-# that day, then a decision taken that day.
+# what a timeline entry is
 _ASSESSMENT, _APPLICATION, _DECISION = 0, 1, 2
 
 
@@ -190,16 +189,20 @@ def evaluate(
     factory_id: str,
     assessments: Iterable[AssessmentRecord],
     readmissions: Iterable[ReadmissionRecord] = (),
+    *,
+    verdicts: bool = True,
 ) -> Evaluation:
     """What a factory's history means under ``rules``.
 
-    Assessments are taken in date order (ties by id), whatever order they arrive in.
+    Assessments are taken in date order (ties by id), whatever order they arrive in. With
+    ``verdicts=False`` the per-assessment verdicts are left out (bulk re-evaluation needs only
+    the state, the streak and the events).
     """
     history = sorted(assessments, key=lambda a: (a.assessed_on, a.id))
     applications = list(readmissions)
 
     if not rules.pnc_enabled:
-        verdicts = tuple(
+        found = tuple(
             Verdict(a, False, a.nc_count >= rules.threshold, NotCounted.NOT_COVERED)
             for a in history
         )
@@ -208,24 +211,29 @@ def evaluate(
             0,
             rules.threshold,
             rules.consecutive,
-            verdicts,
+            found if verdicts else (),
             (),
-            ignored_applications=tuple(r.id for r in applications),
+            ignored_applications=tuple(
+                r.id for r in sorted(applications, key=lambda r: (r.applied_on, r.id))
+            ),
         )
 
-    timeline: list[tuple[date, int, int, AssessmentRecord | ReadmissionRecord]] = [
-        (a.assessed_on, _ASSESSMENT, a.id, a) for a in history
+    # (day, group, id, step): on one day the assessments come first, then each application's
+    # milestones in the order the applications were made, its decision after its application
+    timeline: list[tuple[date, int, int, int, AssessmentRecord | ReadmissionRecord]] = [
+        (a.assessed_on, 0, a.id, _ASSESSMENT, a) for a in history
     ]
-    for r in applications:
-        timeline.append((r.applied_on, _APPLICATION, r.id, r))
-        if r.decided_on is not None:
-            timeline.append((max(r.decided_on, r.applied_on), _DECISION, r.id, r))
-    timeline.sort(key=lambda item: item[:3])
+    if applications:
+        for r in applications:
+            timeline.append((r.applied_on, 1, r.id, _APPLICATION, r))
+            if r.decided_on is not None:
+                timeline.append((max(r.decided_on, r.applied_on), 1, r.id, _DECISION, r))
+        timeline.sort(key=lambda item: item[:4])
 
     state = State.NOT_AT_RISK
     run: list[AssessmentRecord] = []  # the current streak of failing assessments
     basis: tuple[AssessmentRecord, ...] = ()
-    verdicts: list[Verdict] = []
+    found: list[Verdict] = []
     events: list[Event] = []
     accepted: set[int] = set()  # applications made while designated
     ignored: list[int] = []
@@ -248,18 +256,21 @@ def evaluate(
         )
         events.append(Event(kind, key, on, assessment_id, application_id, k, basis))
 
-    for on, what, _, item in timeline:
+    for on, _, _, what, item in timeline:
         if what == _ASSESSMENT:
             assert isinstance(item, AssessmentRecord)
             fails = item.nc_count >= rules.threshold
             if on < rules.public_reporting_since:
-                verdicts.append(Verdict(item, False, fails, NotCounted.BEFORE_PUBLIC_REPORTING))
-                continue
-            if state in DESIGNATED_STATES:
+                why: NotCounted | None = NotCounted.BEFORE_PUBLIC_REPORTING
+            elif state in DESIGNATED_STATES:
                 # shown to the reviewer (e.g. an unannounced verification visit), streak unmoved
-                verdicts.append(Verdict(item, False, fails, NotCounted.DESIGNATED))
+                why = NotCounted.DESIGNATED
+            else:
+                why = None
+            if verdicts:
+                found.append(Verdict(item, why is None, fails, why))
+            if why is not None:
                 continue
-            verdicts.append(Verdict(item, True, fails))
             if fails:
                 run.append(item)
                 if len(run) >= rules.consecutive:
@@ -309,7 +320,7 @@ def evaluate(
         streak,
         rules.threshold,
         rules.consecutive,
-        tuple(verdicts),
+        tuple(found),
         tuple(events),
         basis=basis,
         open_application=open_application,

@@ -410,7 +410,9 @@ class Services:
         for fid in factory_ids:
             country = self.countries.country(h.countries[fid])
             history = h.assessments.get(fid, [])
-            evaluation = policy.evaluate(country.rules, fid, history, h.readmissions.get(fid, []))
+            evaluation = policy.evaluate(
+                country.rules, fid, history, h.readmissions.get(fid, []), verdicts=False
+            )
             known = {r.key: r for r in recorded.get(fid, [])}
             changes = policy.diff_events(
                 evaluation.events, {k: r.unsupported_at is None for k, r in known.items()}
