@@ -1,0 +1,131 @@
+"""The installed ``pnc-bot`` command, run as a user would: a separate process, in a folder that
+is not the checkout, against SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from store.db import Database
+from tests.conftest import EXAMPLES
+
+PNC_BOT = Path(sys.executable).with_name("pnc-bot")
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    if not PNC_BOT.exists():
+        pytest.fail(f"{PNC_BOT} is missing: install the project first (pip install '.[test]')")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PNC_", "SLACK_"))}
+    environment.update(env or {})
+    result = subprocess.run(
+        [str(PNC_BOT), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if ok and result.returncode != 0:
+        raise AssertionError(f"pnc-bot {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def env(db: Database) -> dict[str, str]:
+    """Point the command at this run's database (SQLite file or PostgreSQL)."""
+    return {"PNC_DATABASE_URL": db.url.render_as_string(hide_password=False)}
+
+
+def import_examples(cwd: Path, env: dict[str, str]) -> list[str]:
+    return [
+        run("import", kind, str(EXAMPLES / f"{kind}.csv"), cwd=cwd, env=env).stdout
+        for kind in ("factories", "buyers", "subscriptions", "assessments")
+    ]
+
+
+def test_import_then_status_json(tmp_path: Path, env: dict[str, str]) -> None:
+    out = import_examples(tmp_path, env)
+    assert out[0].startswith("factories: 6 rows read; 6 added")
+    assert "events recorded without notices" in out[3]
+    status = json.loads(run("status", "vn-1001", "--json", cwd=tmp_path, env=env).stdout)
+    assert {k: status[k] for k in ("factory_id", "country", "state", "label", "streak")} == {
+        "factory_id": "VN-1001",
+        "country": "VN",
+        "state": "pnc",
+        "label": "Persistently non-compliant",
+        "streak": 3,
+    }
+    assert (status["threshold"], status["consecutive"]) == (4, 3)
+    first = status["assessments"][0]
+    assert set(first) >= {"assessed_on", "nc_count", "nc_issues", "counted"}
+    assert (first["assessed_on"], first["nc_count"], first["counted"]) == ("2023-04-12", 5, True)
+    again = import_examples(tmp_path, env)
+    assert all(" 0 added" in line for line in again)
+
+
+def test_status_text_shows_label_issues_consequences_and_buyers(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import_examples(tmp_path, env)
+    text = run("status", "VN-1001", cwd=tmp_path, env=env).stdout
+    assert "State: Persistently non-compliant" in text
+    assert "CO-02  Overtime not paid at the legal rate" in text
+    assert "No more factory visits for the rest of the current cycle (it ends 2027-06-30)" in text
+    assert "Subscribing buyers: Acme Outfitters, Nordic Wear AB" in text
+    at_risk = run("status", "VN-1002", cwd=tmp_path, env=env).stdout
+    assert "State: At risk (1 of 3)" in at_risk
+
+
+def test_refusals_exit_1_with_one_clear_message(tmp_path: Path, env: dict[str, str]) -> None:
+    import_examples(tmp_path, env)
+    missing = run("status", "VN-1010", cwd=tmp_path, env=env, ok=False)
+    assert missing.returncode == 1
+    assert "There is no factory `VN-1010`. Did you mean `VN-1001`" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"factory_id,assessed_on,nc_issues\nVN-1001,2030-01-01,CO-01\nVN-1003,x,none\n")
+    rejected = run("import", "assessments", str(bad), cwd=tmp_path, env=env, ok=False)
+    assert rejected.returncode == 1
+    assert "2 bad rows out of 2; nothing was imported" in rejected.stderr
+    assert "line 2:" in rejected.stderr and "line 3:" in rejected.stderr
+
+
+def test_issues_catalogue(tmp_path: Path) -> None:
+    rows = json.loads(run("issues", "--json", cwd=tmp_path).stdout)
+    assert {"code", "name", "cluster"} <= set(rows[0])
+    assert len({r["cluster"] for r in rows}) == 8
+    text = run("issues", "VN", cwd=tmp_path).stdout
+    assert "Working Time" in text and "WT-01" in text
+    assert run("issues", "XX", cwd=tmp_path, ok=False).returncode == 1
+
+
+def test_embedded_default_needs_no_configuration(tmp_path: Path) -> None:
+    """With nothing set, the bot keeps its database in ./var (SQLite)."""
+    assert "database at revision" in run("db", "upgrade", cwd=tmp_path).stdout
+    run("import", "factories", str(EXAMPLES / "factories.csv"), cwd=tmp_path)
+    assert (tmp_path / "var" / "pnc.db").exists()
+    assert json.loads(run("status", "KH-2001", "--json", cwd=tmp_path).stdout)["state"] == (
+        "not_covered"
+    )
+
+
+def test_an_unreachable_database_is_reported_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://pnc:s3cret-pw@127.0.0.1:9/pnc"
+    result = run("status", "VN-1", cwd=tmp_path, env={"PNC_DATABASE_URL": url}, ok=False)
+    assert result.returncode == 1
+    assert "cannot use the database postgresql+asyncpg://pnc:***@127.0.0.1:9/pnc" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_configuration_names_the_variable(tmp_path: Path) -> None:
+    result = run("issues", cwd=tmp_path, env={"PNC_TIMEZONE": "Mars/Olympus"}, ok=False)
+    assert result.returncode == 1
+    assert "PNC_TIMEZONE" in result.stderr and "unknown time zone" in result.stderr
