@@ -227,6 +227,10 @@ def load_config(settings: Settings) -> Config:
                 f"Cannot read PNC_CONFIG file {path}: {exc.strerror}.",
                 "Set PNC_CONFIG to a readable TOML file, or unset it.",
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"PNC_CONFIG file {path} is not UTF-8 text.", "Save it as UTF-8."
+            ) from None
         file_cfg = _parse(_read_toml(text, str(path)), str(path))
         for code, cfg in file_cfg.countries.items():
             if not re.fullmatch(r"[A-Z]{2}", code):

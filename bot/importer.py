@@ -75,7 +75,9 @@ def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        # count line breaks as the csv module does: \r\n, \n or a lone \r
+        before = data[: exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line = before.count(b"\n") + 1
         raise ImportRejected(
             shown, [(line, "not UTF-8 text: save the file as CSV UTF-8")], 0
         ) from None
@@ -83,6 +85,8 @@ def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
     expected = ",".join(required + optional)
     try:
         header = next(reader, None)
+        while header is not None and not "".join(header).strip():  # blank lines first
+            header = next(reader, None)
     except csv.Error as exc:
         raise ImportRejected(shown, [(1, f"unreadable header ({exc})")], 0) from None
     if header is None or not any(h.strip() for h in header):
@@ -113,7 +117,7 @@ def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
                 continue  # blank lines are allowed
             if len(record) != len(names):
                 errors.append(
-                    (start, f"expected {len(names)} cells ({expected}), found {len(record)}")
+                    (start, f"expected {len(names)} cells ({','.join(names)}), found {len(record)}")
                 )
                 continue
             rows.append(Row(start, dict(zip(names, record, strict=True))))

@@ -27,7 +27,7 @@ def distance(a: str, b: str, limit: int) -> int:
         if min(current) > limit:
             return limit + 1
         previous2, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], limit + 1)
 
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -23,14 +23,15 @@ _EMAIL = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 NO_ISSUES = frozenset({"none", "-", ""})
-_OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n")
+_OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n", "\xa0")
 LANGUAGES = ("vi", "en")
 ASSESSMENT_KINDS = ("regular", "unannounced")
 
 
 def identifier(value: str, what: str = "id") -> str:
     """A factory or buyer id: letters, digits, ``.``, ``_``, ``-``; compared upper-case."""
-    cleaned = value.strip().upper()
+    cleaned = value.strip()
+    cleaned = cleaned.upper() if cleaned.isascii() else cleaned
     if not IDENTIFIER.fullmatch(cleaned):
         shown = _shown(value)
         raise InvalidInput(
@@ -124,7 +125,7 @@ def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) 
     if codes <= catalogue.codes:
         return codes
     codes = frozenset(c for c in codes if c.lower() not in NO_ISSUES)
-    unknown = {c: catalogue.suggest(c) for c in sorted(codes - catalogue.codes)}
+    unknown = {_shown(c, 20): catalogue.suggest(c) for c in sorted(codes - catalogue.codes)}
     if unknown:
         raise UnknownIssueCodes(country, unknown)
     return codes
