@@ -41,12 +41,6 @@ app.add_typer(db_app, name="db")
 
 ImportKind = StrEnum("ImportKind", {k: k for k in KINDS})  # type: ignore[misc]
 
-NOT_COUNTED = {
-    "not_covered": "the country is not covered",
-    "before_public_reporting": "before public reporting began",
-    "designated": "the factory was designated",
-}
-
 
 @app.callback()
 def _main(
@@ -155,9 +149,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(view.to_json(), ensure_ascii=False, indent=2))
     else:
-        text = render_text(
-            "cli/status.txt", v=view, shown=view.latest(last), not_counted=NOT_COUNTED
-        )
+        text = render_text("cli/status.txt", v=view, shown=view.latest(last))
         typer.echo(text, nl=False)
 
 
@@ -184,6 +176,59 @@ def issues(
     typer.echo(
         render_text("cli/issues.txt", country=the_country, clusters=catalogue.clusters()), nl=False
     )
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port (POST /slack/events, GET /healthz).")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    socket_mode: Annotated[
+        bool, typer.Option("--socket-mode", help="Connect to Slack with SLACK_APP_TOKEN.")
+    ] = False,
+) -> None:
+    """Run the bot: Slack listeners, with the database migrated first. Stops on SIGTERM."""
+    from bot.server import serve as run_server
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    _run(lambda: run_server(load_settings(), host=host, port=port, socket_mode=socket_mode))
+
+
+@app.command()
+def shell(
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="Act as this Slack user id (with their role); default: you, as a manager."
+        ),
+    ] = None,
+) -> None:
+    """The Slack commands on this console: type /pnc … lines (or pipe them in)."""
+    from handlers.shell import PROMPT, run_shell
+
+    interactive = sys.stdin.isatty()
+
+    async def read_line() -> str | None:
+        if interactive:
+            try:
+                return await asyncio.to_thread(input, PROMPT)
+            except EOFError:
+                return None
+        line = await asyncio.to_thread(sys.stdin.readline)
+        return line or None
+
+    def write(text: str) -> None:
+        typer.echo(text)
+        typer.echo()
+
+    async def work(bot: Bot) -> int:
+        if interactive:
+            typer.echo("pnc-bot shell — type /pnc help, or exit to leave.")
+        return await run_shell(
+            bot, user_id=as_user, operator=operator("shell"), read_line=read_line, write=write
+        )
+
+    _run(lambda: _with_bot(work))
 
 
 class _NoProgress:

@@ -20,6 +20,10 @@ class PncError(Exception):
     #: stable machine-readable name, used in the audit log and in JSON output
     code = "error"
 
+    #: Slack users to name after the hint (e.g. the managers who can grant a role); each
+    #: front end formats them itself, so the message and hint stay plain text
+    mentions: tuple[str, ...] = ()
+
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -30,7 +34,8 @@ class PncError(Exception):
 
     def render(self) -> str:
         """The whole refusal as one plain-text paragraph."""
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        text = f"{self.message} {self.hint}" if self.hint else self.message
+        return f"{text} {', '.join(self.mentions)}" if self.mentions else text
 
 
 class InvalidInput(PncError):
@@ -42,8 +47,8 @@ class InvalidInput(PncError):
 class MalformedCommand(InvalidInput):
     code = "malformed_command"
 
-    def __init__(self, problem: str, usage: str) -> None:
-        super().__init__(problem, f"Usage: {usage}")
+    def __init__(self, problem: str, usage: str | None = None, hint: str | None = None) -> None:
+        super().__init__(problem, hint or (f"Usage: `{usage}`" if usage else None))
         self.usage = usage
 
 
@@ -135,13 +140,9 @@ class PermissionDenied(PncError):
     def __init__(self, action: str, needed: str, managers: Sequence[str] = ()) -> None:
         self.action = action
         self.needed = needed
-        self.managers = tuple(managers)
-        who = (
-            "Ask a manager to grant it: " + ", ".join(f"<@{m}>" for m in self.managers) + "."
-            if self.managers
-            else "Ask a pnc-bot manager to grant it."
-        )
-        super().__init__(f"`{action}` needs the {needed} role.", who)
+        self.mentions = tuple(managers)
+        hint = "A manager can grant it:" if self.mentions else "Ask a pnc-bot manager for it."
+        super().__init__(f"`{action}` needs the {needed} role.", hint)
 
 
 class ConfigError(PncError):

@@ -1,4 +1,9 @@
-"""Jinja2 rendering of the words people read (console output here; Slack and email too)."""
+"""Jinja2 rendering of the words people read: console output, Slack messages, emails.
+
+Slack templates run in an environment whose ``finalize`` escapes ``&``, ``<`` and ``>`` in
+every ``{{ … }}`` (Slack's mrkdwn needs no more), so user-supplied text can never become a
+mention, a channel ping or a link; markup made by trusted code is wrapped in ``Mrkdwn``.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +23,51 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-@cache
-def text_environment() -> Environment:
-    """Plain-text templates (no escaping): console output and the text part of emails."""
+class Mrkdwn(str):
+    """Text that is already Slack mrkdwn (escaped, or markup made by the bot itself)."""
+
+
+def escape_mrkdwn(value: object) -> Mrkdwn:
+    if isinstance(value, Mrkdwn):
+        return value
+    text = "" if value is None else str(value)
+    return Mrkdwn(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def mention(user_id: str) -> Mrkdwn:
+    """A mention of a Slack user id (ids are checked before they are stored)."""
+    return Mrkdwn(f"<@{escape_mrkdwn(user_id)}>")
+
+
+def _environment(**options: Any) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(resources.files("templates"))),
-        autoescape=False,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        **options,
     )
     env.filters["date"] = _date
     env.filters["plural"] = _plural
     return env
+
+
+@cache
+def slack_environment() -> Environment:
+    env = _environment(autoescape=False, finalize=escape_mrkdwn)
+    env.filters["mention"] = mention
+    return env
+
+
+def render_slack(name: str, **context: Any) -> str:
+    return slack_environment().get_template(name).render(**context).strip()
+
+
+@cache
+def text_environment() -> Environment:
+    """Plain-text templates (no escaping): console output and the text part of emails."""
+    return _environment(autoescape=False)
 
 
 def render_text(name: str, **context: Any) -> str:

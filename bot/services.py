@@ -4,6 +4,7 @@ commits — or raises a ``PncError`` having written nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from bot import policy, validation
 from bot.countries import Config, Country
 from bot.errors import (
     AlreadyExists,
+    Conflict,
     DuplicateAssessment,
     InvalidInput,
     NotFound,
@@ -26,7 +28,7 @@ from bot.errors import (
     UnknownFactory,
 )
 from bot.policy import Evaluation, Event, EventKind
-from bot.roles import Actor
+from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
 from bot.views import (
     ApplicationLine,
@@ -35,6 +37,9 @@ from bot.views import (
     EventLine,
     IssueLine,
     StatusView,
+    Submission,
+    WatchedFactory,
+    WatchList,
 )
 from store import bulk, queries
 from store.db import Database
@@ -44,6 +49,7 @@ from store.models import (
     Buyer,
     Factory,
     PncEvent,
+    Role,
     Subscription,
     utcnow,
 )
@@ -316,6 +322,65 @@ class Services:
             )
         return self._outcome(row, factory, result)
 
+    # --- roles ------------------------------------------------------------------------------
+
+    async def actor(self, user_id: str, source: str) -> Actor:
+        """Who ``user_id`` is to the bot: the higher of their configured and granted roles."""
+        async with self.db.transaction() as s:
+            row = await queries.get_role(s, user_id)
+        granted = RoleLevel.parse(row.role) if row else None
+        configured = self.config.roles.role_of(user_id)
+        levels = [r for r in (granted, RoleLevel.parse(configured) if configured else None) if r]
+        return Actor(user_id, max(levels) if levels else None, source)
+
+    async def managers(self) -> list[str]:
+        """Everyone who can grant roles: configured managers first, then granted ones."""
+        async with self.db.transaction() as s:
+            granted = await queries.managers(s)
+        return list(dict.fromkeys([*self.config.roles.managers, *granted]))
+
+    async def grant_role(self, actor: Actor, user_id: str, role: str) -> tuple[str, RoleLevel]:
+        """Give ``user_id`` (a mention or an id) a role; returns their id and the role."""
+        actor.require("role grant", await self.managers())
+        who = validation.slack_user(user_id)
+        try:
+            level = RoleLevel.parse(role)
+        except KeyError:
+            raise InvalidInput(
+                f"`{validation.shown(role)}` is not a role.", "Use viewer, assessor or manager."
+            ) from None
+        async with self.db.transaction(write=True) as s:
+            row = await queries.get_role(s, who)
+            before = row.role if row else None
+            if row is None:
+                row = Role(
+                    user_id=who, role=level.label, granted_by=actor.user_id, granted_at=self.clock()
+                )
+            else:
+                row.role, row.granted_by, row.granted_at = level.label, actor.user_id, self.clock()
+            s.add(row)
+            self._audit(s, actor, "role.grant", who, {"role": level.label, "before": before})
+        return who, level
+
+    async def revoke_role(self, actor: Actor, user_id: str) -> str:
+        """Take away a granted role; returns the person's id."""
+        actor.require("role revoke", await self.managers())
+        who = validation.slack_user(user_id)
+        configured = self.config.roles.role_of(who)
+        if configured is not None:
+            raise Conflict(
+                f"That person is a {configured} through the configuration (PNC_ADMINS or the "
+                "config file's [roles]).",
+                "Remove them there and restart the bot.",
+            )
+        async with self.db.transaction(write=True) as s:
+            row = await queries.get_role(s, who)
+            if row is None:
+                raise Conflict("That person has no pnc-bot role granted.")
+            await s.delete(row)
+            self._audit(s, actor, "role.revoke", who, {"before": row.role})
+        return who
+
     # --- reading ----------------------------------------------------------------------------
 
     async def status(self, factory_id: str) -> StatusView:
@@ -374,6 +439,64 @@ class Services:
                 for e in events
             ),
         )
+
+    async def factory(self, factory_id: str) -> Factory:
+        """A registered factory, or ``UnknownFactory`` with close ids."""
+        fid = validation.identifier(factory_id, "factory id")
+        async with self.db.transaction() as s:
+            return await self._existing_factory(s, fid)
+
+    async def history(self, factory_id: str) -> StatusView:
+        """The status with everything kept for the record: withdrawn assessments too."""
+        view = await self.status(factory_id)
+        async with self.db.transaction() as s:
+            rows = await queries.withdrawn_assessments(s, view.factory_id)
+        country = self.countries.country(view.country)
+        withdrawn = tuple(
+            dataclasses.replace(
+                self._line(r, policy.Verdict(queries.as_record(r), False, False), country),
+                withdrawn_reason=r.withdraw_reason,
+            )
+            for r in rows
+        )
+        return dataclasses.replace(view, withdrawn=withdrawn)
+
+    async def watch_list(self, country: str | None = None, limit: int = 50) -> WatchList:
+        """Factories at risk or designated, most urgent first (``at-risk``, App Home)."""
+        code = self.countries.country(country).code if country else None
+        async with self.db.transaction() as s:
+            rows, total = await queries.watched_factories(s, code, limit)
+        factories = []
+        for r in rows:
+            consecutive = self.countries.country(r.country).rules.consecutive
+            label = policy.label_for(policy.State(r.state), r.streak, consecutive)
+            factories.append(WatchedFactory(r.id, r.name, r.country, r.state, label))
+        return WatchList(code, tuple(factories), total)
+
+    async def recent_submissions(self, user_id: str, limit: int = 10) -> list[Submission]:
+        async with self.db.transaction() as s:
+            rows = await queries.recent_submissions(s, user_id, limit)
+        return [
+            Submission(r.factory_id, r.name, r.assessed_on, len(r.nc_issues), r.submitted_at)
+            for r in rows
+        ]
+
+    async def log_command(
+        self, user_id: str, source: str, text: str, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        """The audit entry of one command, accepted or refused (its own transaction)."""
+        async with self.db.transaction(write=True) as s:
+            s.add(
+                AuditEntry(
+                    at=self.clock(),
+                    actor=user_id[:64],
+                    source=source[:200],
+                    action="command",
+                    subject=text[:200],
+                    outcome=outcome,
+                    detail={"text": text[:2000], **detail},
+                )
+            )
 
     def country(self, code: str | None = None) -> Country:
         """A country with its rules and catalogue in force (the default one when not named)."""

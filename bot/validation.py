@@ -33,9 +33,8 @@ def identifier(value: str, what: str = "id") -> str:
     cleaned = value.strip()
     cleaned = cleaned.upper() if cleaned.isascii() else cleaned
     if not IDENTIFIER.fullmatch(cleaned):
-        shown = _shown(value)
         raise InvalidInput(
-            f"`{shown}` is not a valid {what}.",
+            f"`{shown(value)}` is not a valid {what}.",
             "Use letters, digits, `.`, `_` or `-` (up to 64), e.g. `VN-1234`.",
         )
     return cleaned
@@ -65,7 +64,7 @@ def emails(value: str | Iterable[str], what: str = "email addresses") -> tuple[s
             continue
         if len(address) > 254 or not _EMAIL.fullmatch(address):
             raise InvalidInput(
-                f"`{_shown(address)}` is not a valid email address.",
+                f"`{shown(address)}` is not a valid email address.",
                 "Write addresses like `name@example.com`, separated by `;`.",
             )
         local, _, domain = address.rpartition("@")
@@ -85,7 +84,7 @@ def iso_date(value: str, what: str = "date") -> date:
         return date.fromisoformat(cleaned)
     except ValueError:
         raise InvalidDate(
-            f"`{_shown(value)}` is not a valid {what}.",
+            f"`{shown(value)}` is not a valid {what}.",
             "Write dates as YYYY-MM-DD, e.g. 2026-03-31.",
         ) from None
 
@@ -125,7 +124,7 @@ def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) 
     if codes <= catalogue.codes:
         return codes
     codes = frozenset(c for c in codes if c.lower() not in NO_ISSUES)
-    unknown = {_shown(c, 20): catalogue.suggest(c) for c in sorted(codes - catalogue.codes)}
+    unknown = {shown(c, 20): catalogue.suggest(c) for c in sorted(codes - catalogue.codes)}
     if unknown:
         raise UnknownIssueCodes(country, unknown)
     return codes
@@ -137,7 +136,7 @@ def language(value: str | None) -> str | None:
         return None
     cleaned = value.strip().lower()
     if cleaned not in LANGUAGES:
-        raise InvalidInput(f"`{_shown(value)}` is not a supported language.", "Use `vi` or `en`.")
+        raise InvalidInput(f"`{shown(value)}` is not a supported language.", "Use `vi` or `en`.")
     return cleaned
 
 
@@ -147,12 +146,26 @@ def assessment_kind(value: str | None) -> str:
     cleaned = value.strip().lower()
     if cleaned not in ASSESSMENT_KINDS:
         raise InvalidInput(
-            f"`{_shown(value)}` is not an assessment kind.", "Use `regular` or `unannounced`."
+            f"`{shown(value)}` is not an assessment kind.", "Use `regular` or `unannounced`."
         )
     return cleaned
 
 
-def _shown(value: str, limit: int = 60) -> str:
+_SLACK_USER = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,20})$")
+
+
+def slack_user(value: str) -> str:
+    """A Slack user id from a mention (`<@U123|name>`) or a bare id (`U123`)."""
+    match = _SLACK_USER.fullmatch(value.strip())
+    if not match:
+        raise InvalidInput(
+            f"`{shown(value)}` is not a Slack user.",
+            "Mention the person (type @ and pick their name) so Slack sends their user id.",
+        )
+    return match.group(1) or match.group(2)
+
+
+def shown(value: str, limit: int = 60) -> str:
     """User input made safe to quote back in one line: control characters dropped, truncated."""
     flat = _CONTROL.sub("", value).replace("`", "'")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -27,6 +27,7 @@ class AssessmentLine:
     submitted_at: datetime
     source: str
     amended: bool = False
+    withdrawn_reason: str | None = None
 
     @property
     def nc_count(self) -> int:
@@ -98,6 +99,8 @@ class StatusView:
     subscribers: tuple[BuyerLine, ...] = ()
     applications: tuple[ApplicationLine, ...] = ()
     events: tuple[EventLine, ...] = field(default=())
+    #: withdrawn assessments (kept for the record; only ``history`` loads them)
+    withdrawn: tuple[AssessmentLine, ...] = ()
 
     @property
     def covered(self) -> bool:
@@ -138,3 +141,38 @@ class StatusView:
                 None,
             ),
         }
+
+
+@dataclass(frozen=True)
+class WatchedFactory:
+    factory_id: str
+    name: str
+    country: str
+    state: str
+    label: str
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """Factories at risk or designated, most urgent first."""
+
+    country: str | None
+    factories: tuple[WatchedFactory, ...]
+    total: int
+
+    @property
+    def designated(self) -> list[WatchedFactory]:
+        return [f for f in self.factories if f.state in ("pnc", "readmission_review")]
+
+    @property
+    def at_risk(self) -> list[WatchedFactory]:
+        return [f for f in self.factories if f.state == "at_risk"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    factory_id: str
+    factory_name: str
+    assessed_on: date
+    nc_count: int
+    submitted_at: datetime

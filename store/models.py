@@ -114,7 +114,7 @@ class Assessment(SQLModel, table=True):
     kind: str = Field(default="regular", max_length=16)
     #: codes of the public-reporting issues found non-compliant, sorted
     nc_issues: list[str] = Field(sa_column=_json_list())
-    submitted_by: str = Field(max_length=64)
+    submitted_by: str = Field(max_length=64, index=True)
     submitted_at: datetime = Field(sa_column=_when())
     #: where it came from: slack, shell, cli, import:<file name>
     source: str = Field(max_length=200)

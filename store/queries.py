@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.policy import AssessmentRecord, ReadmissionRecord
@@ -115,6 +115,53 @@ async def managers(session: AsyncSession) -> list[str]:
 
 async def get_role(session: AsyncSession, user_id: str) -> Role | None:
     return await session.get(Role, user_id)
+
+
+async def withdrawn_assessments(session: AsyncSession, factory_id: str) -> list[Assessment]:
+    stmt = (
+        select(Assessment)
+        .where(Assessment.factory_id == factory_id, Assessment.withdrawn_at.is_not(None))  # type: ignore[union-attr]
+        .order_by(Assessment.assessed_on, Assessment.id)
+    )
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+#: most urgent first
+WATCHED_STATES = ("pnc", "readmission_review", "at_risk")
+
+
+async def watched_factories(
+    session: AsyncSession, country: str | None, limit: int
+) -> tuple[list[Any], int]:
+    """Factories at risk or designated (from the state snapshot), most urgent first, and how
+    many there are in all."""
+    t = Factory.__table__  # type: ignore[attr-defined]
+    where = [t.c.state.in_(WATCHED_STATES)]
+    if country:
+        where.append(t.c.country == country)
+    urgency = case({s: i for i, s in enumerate(WATCHED_STATES)}, value=t.c.state)
+    stmt = (
+        select(t.c.id, t.c.name, t.c.country, t.c.state, t.c.streak)
+        .where(*where)
+        .order_by(urgency, t.c.streak.desc(), t.c.id)
+        .limit(limit)
+    )
+    rows = list((await session.exec(stmt)).all())
+    total = (await session.exec(select(func.count()).select_from(t).where(*where))).scalar_one()
+    return rows, total
+
+
+async def recent_submissions(session: AsyncSession, user_id: str, limit: int) -> list[Any]:
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    f = Factory.__table__  # type: ignore[attr-defined]
+    stmt = (
+        select(a.c.factory_id, f.c.name, a.c.assessed_on, a.c.nc_issues, a.c.submitted_at)
+        .join(f, f.c.id == a.c.factory_id)
+        .where(a.c.submitted_by == user_id)
+        .order_by(a.c.submitted_at.desc(), a.c.id.desc())
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
 
 
 # --- batches (imports) ----------------------------------------------------------------------

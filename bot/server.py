@@ -1,0 +1,140 @@
+"""``pnc-bot serve``: Slack over HTTP (``POST /slack/events``, signatures verified by Bolt) or
+over Socket Mode, plus ``GET /healthz``; the schema is migrated on start and SIGTERM drains the
+work in flight before the process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy import text
+
+from bot import __version__
+from bot.bootstrap import Bot, bootstrap
+from bot.errors import ConfigError
+from bot.settings import Settings
+from bot.slack_app import build_slack_app
+
+log = logging.getLogger(__name__)
+
+#: how long a stopping server waits for listeners still running (replies, audit entries)
+DRAIN_SECONDS = 10.0
+
+
+def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, str | None]:
+    """Bot token, signing secret and app token, or a ConfigError saying what is missing."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    missing = [] if token else ["SLACK_BOT_TOKEN"]
+    if socket_mode and not app_token:
+        missing.append("SLACK_APP_TOKEN")
+    if not socket_mode and not secret:
+        missing.append("SLACK_SIGNING_SECRET")
+    if missing:
+        mode = "Socket Mode" if socket_mode else "HTTP mode"
+        raise ConfigError(
+            f"{mode} needs {' and '.join(missing)}.",
+            "Set them from the Slack app's settings (see the README), or try the bot without "
+            "Slack: pnc-bot shell.",
+        )
+    assert token is not None
+    return token, secret or "", app_token
+
+
+class Server:
+    """The bot's HTTP server around a Bolt app (and a Socket Mode connection when asked)."""
+
+    def __init__(self, bot: Bot, slack: AsyncApp, *, app_token: str | None = None) -> None:
+        self.bot = bot
+        self.slack = slack
+        self.app_token = app_token
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/slack/events", self._slack_events)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def start(self, host: str = "0.0.0.0", port: int = 3000) -> int:
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.port = int(self._runner.addresses[0][1])
+        if self.app_token:
+            self._socket = AsyncSocketModeHandler(self.slack, self.app_token)
+            await self._socket.connect_async()
+        log.info(
+            "pnc-bot %s listening on %s:%s%s",
+            __version__,
+            host,
+            self.port,
+            " and over Socket Mode" if self._socket else "",
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()  # stops accepting, lets requests being served finish
+        await _drain(DRAIN_SECONDS)
+        await self.bot.aclose()
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
+        response = await self.slack.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = {"status": "ok", "version": __version__, "database": "ok"}
+        try:
+            async with self.bot.db.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=5)
+        except Exception as exc:
+            log.warning("health check: database unavailable (%s)", type(exc).__name__)
+            body.update(status="unavailable", database="unavailable")
+            return web.json_response(body, status=503)
+        return web.json_response(body)
+
+
+async def _drain(seconds: float) -> None:
+    """Wait for the tasks still running (Bolt's listeners run as tasks after their ack)."""
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=seconds)
+        if still:
+            log.warning("stopping with %d tasks still running", len(still))
+
+
+async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> None:
+    """Run until SIGTERM or SIGINT."""
+    token, secret, app_token = slack_credentials(settings, socket_mode)
+    bot = await bootstrap(settings)
+    slack = build_slack_app(
+        bot.services, token=token, signing_secret=secret or "unused", api_url=settings.slack_api_url
+    )
+    server = Server(bot, slack, app_token=app_token if socket_mode else None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start(host, port)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await server.stop()

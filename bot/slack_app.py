@@ -1,0 +1,27 @@
+"""The Slack app: a slack-bolt ``AsyncApp`` with pnc-bot's middleware and listeners."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.services import Services
+from handlers import commands, events, middleware, views
+
+
+def build_slack_app(
+    services: Services, *, token: str, signing_secret: str, api_url: str
+) -> AsyncApp:
+    """The app; its Web API client talks to ``api_url`` (Slack's, or a fake in tests)."""
+    app = AsyncApp(
+        token=token,
+        signing_secret=signing_secret,
+        logger=logging.getLogger("pnc-bot.slack"),
+    )
+    app.client.base_url = api_url
+    middleware.register(app, services)
+    commands.register(app)
+    views.register(app)
+    events.register(app)
+    return app

@@ -1,0 +1,200 @@
+"""Block Kit layouts. The words come from ``templates/slack``; this module only shapes them into
+blocks, messages and views (with a plain-text fallback for notifications and old clients)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from bot.countries import Country
+from bot.errors import PncError
+from bot.render import escape_mrkdwn, mention, render_slack, slack_environment
+
+SECTION_LIMIT = 3000  # characters of text in one section block
+BLOCK_LIMIT = 50  # blocks in one message
+ASSESS_CALLBACK = "pnc_assess"
+
+
+def sections(text: str) -> list[dict[str, Any]]:
+    """mrkdwn text as section blocks, one per paragraph, within Slack's limits."""
+    blocks: list[dict[str, Any]] = []
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        while paragraph:
+            part, paragraph = _cut(paragraph)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
+    if len(blocks) > BLOCK_LIMIT:
+        blocks = [*blocks[: BLOCK_LIMIT - 1], _context("… (shortened: too long for Slack)")]
+    return blocks
+
+
+def message(text: str, *, in_channel: bool = False) -> dict[str, Any]:
+    """A reply: blocks plus the same mrkdwn as the fallback text."""
+    return {
+        "response_type": "in_channel" if in_channel else "ephemeral",
+        "text": text[:3900],
+        "blocks": sections(text),
+    }
+
+
+def template(name: str, **context: Any) -> dict[str, Any]:
+    return message(render_slack(f"slack/{name}.txt", **context))
+
+
+def reply(macro: str, *args: Any) -> dict[str, Any]:
+    """One of the short confirmations in ``templates/slack/replies.txt``."""
+    module = slack_environment().get_template("slack/replies.txt").module
+    return message(str(getattr(module, macro)(*args)).strip())
+
+
+def refusal_text(exc: PncError) -> str:
+    """A refusal in mrkdwn: the message escaped, the people it names as mentions."""
+    text = escape_mrkdwn(exc.render() if not exc.mentions else _without_mentions(exc))
+    if exc.mentions:
+        text += " " + ", ".join(mention(m) for m in exc.mentions)
+    return text
+
+
+def refusal(exc: PncError) -> dict[str, Any]:
+    return message(":no_entry_sign: " + refusal_text(exc))
+
+
+def _without_mentions(exc: PncError) -> str:
+    return f"{exc.message} {exc.hint}" if exc.hint else exc.message
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _cut(text: str) -> tuple[str, str]:
+    if len(text) <= SECTION_LIMIT:
+        return text, ""
+    at = text.rfind("\n", 0, SECTION_LIMIT)
+    at = at if at > 0 else SECTION_LIMIT
+    return text[:at], text[at:].lstrip("\n")
+
+
+# --- the assessment form ---------------------------------------------------------------------
+
+FACTORY, DAY, ISSUES, KIND = "factory", "day", "issues", "kind"
+
+
+def assess_modal(
+    country: Country, today: date, factory_id: str | None, channel_id: str | None
+) -> dict[str, Any]:
+    """The assessment form: factory, date, the country's public-reporting issues, kind."""
+    groups = []
+    for cluster, issues in country.catalogue.clusters().items():
+        groups.append(
+            {
+                "label": _plain(cluster[:75]),
+                "options": [
+                    {"text": _plain(f"{i.code} {i.name}"[:75]), "value": i.code} for i in issues
+                ],
+            }
+        )
+    factory_input: dict[str, Any] = {"type": "plain_text_input", "action_id": FACTORY}
+    if factory_id:
+        factory_input["initial_value"] = factory_id
+    return {
+        "type": "modal",
+        "callback_id": ASSESS_CALLBACK,
+        "private_metadata": json.dumps({"channel": channel_id, "country": country.code}),
+        "title": _plain("Record an assessment"),
+        "submit": _plain("Record"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": FACTORY,
+                "label": _plain("Factory id"),
+                "hint": _plain("For example VN-1001."),
+                "element": factory_input,
+            },
+            {
+                "type": "input",
+                "block_id": DAY,
+                "label": _plain("Assessment date"),
+                "element": {
+                    "type": "datepicker",
+                    "action_id": DAY,
+                    "initial_date": today.isoformat(),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ISSUES,
+                "optional": True,
+                "label": _plain(f"Non-compliant public-reporting issues ({country.name})"),
+                "hint": _plain("Leave empty when none was found."),
+                "element": {
+                    "type": "multi_static_select",
+                    "action_id": ISSUES,
+                    "placeholder": _plain("Choose issues"),
+                    "option_groups": groups,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": KIND,
+                "label": _plain("Kind"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": KIND,
+                    "initial_option": _option("Regular", "regular"),
+                    "options": [
+                        _option("Regular", "regular"),
+                        _option("Unannounced", "unannounced"),
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def assess_values(view: dict[str, Any]) -> dict[str, Any]:
+    """What the person entered in the form."""
+    state = view.get("state", {}).get("values", {})
+
+    def element(block: str) -> dict[str, Any]:
+        return state.get(block, {}).get(block, {}) or {}
+
+    kind = (element(KIND).get("selected_option") or {}).get("value")
+    return {
+        "factory": element(FACTORY).get("value") or "",
+        "date": element(DAY).get("selected_date") or "",
+        "codes": [o["value"] for o in element(ISSUES).get("selected_options") or []],
+        "kind": kind,
+    }
+
+
+def field_for(exc: PncError) -> str:
+    """The form field a refusal belongs to (``response_action=errors``)."""
+    from bot.errors import DuplicateAssessment, InvalidDate, UnknownIssueCodes
+
+    if isinstance(exc, UnknownIssueCodes):
+        return ISSUES
+    if isinstance(exc, (InvalidDate, DuplicateAssessment)):
+        return DAY
+    return FACTORY
+
+
+# --- App Home ---------------------------------------------------------------------------------
+
+
+def home_view(text: str) -> dict[str, Any]:
+    return {"type": "home", "blocks": sections(text)}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": _plain(text), "value": value}
+
+
+def codes_of(values: Sequence[str]) -> str:
+    return " ".join(values) if values else "none"

@@ -1,0 +1,36 @@
+"""Events: App Home is rebuilt each time someone opens it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.render import render_slack
+from bot.roles import Actor
+from bot.services import Services
+from handlers import blocks
+from handlers.runner import ACTOR, SERVICES
+
+HOME_LIMIT = 20
+
+
+def register(app: AsyncApp) -> None:
+    app.event("app_home_opened")(home_opened)
+
+
+async def home_opened(event: dict[str, Any], context: dict[str, Any], client: Any) -> None:
+    if event.get("tab", "home") != "home":
+        return
+    services: Services = context[SERVICES]
+    actor: Actor = context[ACTOR]
+    if actor.role is None:
+        text = render_slack("slack/home.txt", actor=actor, managers=await services.managers())
+    else:
+        text = render_slack(
+            "slack/home.txt",
+            actor=actor,
+            watch=await services.watch_list(limit=HOME_LIMIT),
+            submissions=await services.recent_submissions(actor.user_id),
+        )
+    await client.views_publish(user_id=actor.user_id, view=blocks.home_view(text))

@@ -1,0 +1,80 @@
+"""The door every Slack request passes: who is asking, what they ask, whether they may.
+
+``register`` installs two global middlewares. The first puts the services in the context; the
+second resolves the person's role (configured or granted), parses ``/pnc`` text, and checks the
+permission table (``bot.roles.PERMISSIONS``). A request refused here is answered at once — an
+ephemeral message for a command, field errors for a form — and audited; nothing else runs.
+Listeners therefore never check permissions themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from bot.errors import PncError
+from bot.roles import Actor
+from bot.services import Services
+from handlers import blocks
+from handlers.parse import parse
+from handlers.runner import ACTOR, COMMAND, SERVICES, SOURCE, audit
+
+log = logging.getLogger(__name__)
+
+#: requests that need a role, by what they are
+_FORMS = {blocks.ASSESS_CALLBACK: "assess"}
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def provide_services(context: dict[str, Any], next: Any) -> None:
+        context[SERVICES] = services
+        await next()
+
+    app.middleware(provide_services)
+    app.middleware(check_access)
+
+
+async def check_access(
+    context: dict[str, Any], body: dict[str, Any], next: Any
+) -> BoltResponse | None:
+    services: Services = context[SERVICES]
+    user_id = context.get("user_id")
+    if not user_id:
+        await next()  # nothing a person asked for (url_verification, other events)
+        return None
+    context.setdefault(SOURCE, "slack")
+    action = None
+    if body.get("command"):
+        text = f"{body['command']} {body.get('text', '')}".strip()
+        context["pnc_text"] = text
+        try:
+            command = parse(body.get("text", ""))
+        except PncError as exc:
+            await audit(context, "refused", {"error": exc.code})
+            return BoltResponse(status=200, body=blocks.refusal(exc))
+        action = command.action
+        context[COMMAND] = command
+    elif body.get("type") == "view_submission":
+        action = _FORMS.get(body.get("view", {}).get("callback_id", ""))
+        context["pnc_text"] = f"form: {body.get('view', {}).get('callback_id', '')}"
+    actor = context.get(ACTOR)
+    if not isinstance(actor, Actor):  # the console shell may act as someone chosen locally
+        actor = await services.actor(user_id, context[SOURCE])
+        context[ACTOR] = actor
+    if action is not None:
+        try:
+            actor.require(action, await services.managers())
+        except PncError as exc:
+            await audit(context, "refused", {"error": exc.code, "action": action})
+            return BoltResponse(status=200, body=_refused(body, exc))
+    await next()
+    return None
+
+
+def _refused(body: dict[str, Any], exc: PncError) -> dict[str, Any]:
+    if body.get("type") == "view_submission":
+        return {"response_action": "errors", "errors": {blocks.FACTORY: exc.render()[:150]}}
+    return blocks.refusal(exc)

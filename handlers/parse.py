@@ -1,0 +1,256 @@
+"""The ``/pnc`` grammar (SPEC §4): text in, a ``Command`` out, or a ``MalformedCommand`` saying
+what was wrong and showing the usage. Pure: no I/O, no Slack objects, so the console shell and
+the fuzz tests use it as Slack does.
+
+Slack sends the command text with ``&``, ``<`` and ``>`` typed by the user escaped as entities,
+and its own markup (mentions, links) in angle brackets; tokens are unescaped here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.errors import MalformedCommand
+from bot.suggest import close_matches
+
+#: each subcommand's usage: the grammar's one source, shown by ``help`` and in refusals
+USAGE: dict[str, str] = {
+    "help": "/pnc help",
+    "status": "/pnc status <factory>",
+    "history": "/pnc history <factory>",
+    "assess": "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced]]",
+    "factory add": '/pnc factory add <id> "<name>" <country> <emails> [vi|en] [<cycle end>]',
+    "buyer add": '/pnc buyer add <id> "<name>" <emails>',
+    "subscribe": "/pnc subscribe <buyer> <factory>",
+    "unsubscribe": "/pnc unsubscribe <buyer> <factory>",
+    "at-risk": "/pnc at-risk [country]",
+    "issues": "/pnc issues [country]",
+    "assessment amend": "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
+    "assessment withdraw": "/pnc withdraw <factory> <YYYY-MM-DD> <reason>",
+    "role grant": "/pnc role grant <@user> <viewer|assessor|manager>",
+    "role revoke": "/pnc role revoke <@user>",
+}
+
+#: what people type first → the action (two-word actions take their second word from the text)
+_VERBS = {
+    "help": "help",
+    "status": "status",
+    "history": "history",
+    "assess": "assess",
+    "factory": "factory",
+    "buyer": "buyer",
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "at-risk": "at-risk",
+    "issues": "issues",
+    "amend": "assessment amend",
+    "withdraw": "assessment withdraw",
+    "role": "role",
+}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
+_KINDS = ("regular", "unannounced")
+MAX_LENGTH = 4000
+
+
+@dataclass(frozen=True)
+class Command:
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def parse(text: str) -> Command:
+    """The command ``text`` (what follows ``/pnc``) means."""
+    if len(text) > MAX_LENGTH:
+        raise MalformedCommand(
+            f"The command is {len(text)} characters long.", hint=f"Use at most {MAX_LENGTH}."
+        )
+    try:
+        tokens = [_unescape(t) for t in shlex.split(text.translate(_SMART_QUOTES))]
+    except ValueError:
+        raise MalformedCommand(
+            "A quotation mark is not closed.", hint='Put names in quotes: "Saigon Stitch".'
+        ) from None
+    if not tokens:
+        return Command("help")
+    verb, rest = tokens[0].lower(), tokens[1:]
+    action = _VERBS.get(verb)
+    if action is None:
+        close = close_matches(verb, list(_VERBS), n=1)
+        hint = f"Did you mean `{close[0]}`? " if close else ""
+        raise MalformedCommand(
+            f"`{_short(verb)}` is not a pnc-bot command.", hint=f"{hint}`/pnc help` lists them."
+        )
+    if action in ("factory", "buyer"):
+        if not rest or rest[0].lower() != "add":
+            raise MalformedCommand(f"`{action}` needs `add`.", USAGE[f"{action} add"])
+        return _PARSERS[f"{action} add"](rest[1:])
+    if action == "role":
+        sub = rest[0].lower() if rest else ""
+        if sub not in ("grant", "revoke"):
+            raise MalformedCommand("`role` needs `grant` or `revoke`.", USAGE["role grant"])
+        return _PARSERS[f"role {sub}"](rest[1:])
+    return _PARSERS[action](rest)
+
+
+def _help(args: list[str]) -> Command:
+    return Command("help")
+
+
+def _one_factory(action: str) -> Any:
+    def parse_it(args: list[str]) -> Command:
+        _count(action, args, 1, 1)
+        return Command(action, {"factory": args[0]})
+
+    return parse_it
+
+
+def _assess(args: list[str]) -> Command:
+    if len(args) <= 1:
+        return Command("assess", {"factory": args[0]} if args else {})
+    if len(args) < 3:
+        raise MalformedCommand(
+            "An assessment needs the factory, the date and the issue codes (or `none`).",
+            USAGE["assess"],
+        )
+    factory, day, *codes = args
+    _date(day, "assess")
+    kind = None
+    if codes and codes[-1].lower() in _KINDS and len(codes) > 1:
+        kind = codes.pop().lower()
+    return Command(
+        "assess", {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
+    )
+
+
+def _factory_add(args: list[str]) -> Command:
+    # read from the right, so a name may be several words even without quotes
+    usage = USAGE["factory add"]
+    if len(args) < 4:
+        raise MalformedCommand("A factory needs an id, a name, a country and emails.", usage)
+    factory_id, *rest = args
+    cycle_end = rest.pop() if rest and _ISO_DATE.match(rest[-1]) else None
+    language = rest.pop().lower() if rest and rest[-1].lower() in ("vi", "en") else None
+    if len(rest) < 3 or "@" not in rest[-1]:
+        raise MalformedCommand(
+            "A factory needs a name, a country and emails, in that order.", usage
+        )
+    emails = rest.pop()
+    country = rest.pop()
+    return Command(
+        "factory add",
+        {
+            "factory": factory_id,
+            "name": " ".join(rest),
+            "country": country,
+            "emails": emails,
+            "language": language,
+            "cycle_end": cycle_end,
+        },
+    )
+
+
+def _buyer_add(args: list[str]) -> Command:
+    usage = USAGE["buyer add"]
+    if len(args) < 3 or "@" not in args[-1]:
+        raise MalformedCommand("A buyer needs an id, a name and emails.", usage)
+    return Command(
+        "buyer add", {"buyer": args[0], "name": " ".join(args[1:-1]), "emails": args[-1]}
+    )
+
+
+def _pair(action: str) -> Any:
+    def parse_it(args: list[str]) -> Command:
+        _count(action, args, 2, 2)
+        return Command(action, {"buyer": args[0], "factory": args[1]})
+
+    return parse_it
+
+
+def _optional_country(action: str) -> Any:
+    def parse_it(args: list[str]) -> Command:
+        _count(action, args, 0, 1)
+        return Command(action, {"country": args[0] if args else None})
+
+    return parse_it
+
+
+def _amend(args: list[str]) -> Command:
+    action = "assessment amend"
+    if len(args) < 4:
+        raise MalformedCommand(
+            "An amendment needs the factory, the date, the new codes and a reason.", USAGE[action]
+        )
+    _date(args[1], action)
+    return Command(
+        action,
+        {"factory": args[0], "date": args[1], "codes": args[2], "reason": " ".join(args[3:])},
+    )
+
+
+def _withdraw(args: list[str]) -> Command:
+    action = "assessment withdraw"
+    if len(args) < 3:
+        raise MalformedCommand(
+            "A withdrawal needs the factory, the date and a reason.", USAGE[action]
+        )
+    _date(args[1], action)
+    return Command(action, {"factory": args[0], "date": args[1], "reason": " ".join(args[2:])})
+
+
+def _role_grant(args: list[str]) -> Command:
+    _count("role grant", args, 2, 2)
+    return Command("role grant", {"user": args[0], "role": args[1].lower()})
+
+
+def _role_revoke(args: list[str]) -> Command:
+    _count("role revoke", args, 1, 1)
+    return Command("role revoke", {"user": args[0]})
+
+
+_PARSERS = {
+    "help": _help,
+    "status": _one_factory("status"),
+    "history": _one_factory("history"),
+    "assess": _assess,
+    "factory add": _factory_add,
+    "buyer add": _buyer_add,
+    "subscribe": _pair("subscribe"),
+    "unsubscribe": _pair("unsubscribe"),
+    "at-risk": _optional_country("at-risk"),
+    "issues": _optional_country("issues"),
+    "assessment amend": _amend,
+    "assessment withdraw": _withdraw,
+    "role grant": _role_grant,
+    "role revoke": _role_revoke,
+}
+
+
+def _count(action: str, args: list[str], least: int, most: int) -> None:
+    if least <= len(args) <= most:
+        return
+    if len(args) < least:
+        problem = "Something is missing."
+    else:
+        extra = " ".join(args[most:])
+        problem = f"Unexpected `{_short(extra)}` at the end."
+    raise MalformedCommand(problem, USAGE[action])
+
+
+def _date(value: str, action: str) -> None:
+    if not _ISO_DATE.match(value):
+        raise MalformedCommand(f"`{_short(value)}` is not a date (YYYY-MM-DD).", USAGE[action])
+
+
+def _unescape(token: str) -> str:
+    if token.startswith("<") and token.endswith(">"):
+        return token  # Slack's own markup: a mention, a channel or a link
+    return token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _short(value: str, limit: int = 40) -> str:
+    flat = re.sub(r"[\x00-\x1f\x7f`]", "", value)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,50 @@
+"""Form submissions. The assessment form is validated by recording it: a refusal becomes field
+errors in the form (``response_action=errors``, within Slack's 3 s), success closes it and the
+person gets the result in a direct message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.errors import PncError
+from bot.roles import Actor
+from bot.services import Services
+from handlers import blocks
+from handlers.runner import ACTOR, SERVICES, audit
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp) -> None:
+    app.view(blocks.ASSESS_CALLBACK)(assessment_submitted)
+
+
+async def assessment_submitted(
+    ack: Any, view: dict[str, Any], context: dict[str, Any], client: Any
+) -> None:
+    services: Services = context[SERVICES]
+    actor: Actor = context[ACTOR]
+    values = blocks.assess_values(view)
+    context["pnc_text"] = (
+        f"form: assess {values['factory']} {values['date']} {blocks.codes_of(values['codes'])}"
+    )[:2000]
+    try:
+        outcome = await services.record_assessment(
+            actor, values["factory"], values["date"], values["codes"], values["kind"]
+        )
+    except PncError as exc:
+        await ack(response_action="errors", errors={blocks.field_for(exc): exc.render()[:300]})
+        await audit(context, "refused", {"error": exc.code})
+        return
+    await ack()
+    await audit(context, "ok", {"assessment_id": outcome.assessment_id})
+    reply = blocks.template("assessed", o=outcome)
+    try:
+        await client.chat_postMessage(
+            channel=actor.user_id, text=reply["text"], blocks=reply["blocks"]
+        )
+    except Exception:
+        log.exception("could not confirm the assessment to %s", actor.user_id)
