@@ -21,6 +21,7 @@ from bot.bootstrap import Bot, bootstrap
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
+from handlers.runner import settle
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class Server:
                 await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, lets requests being served finish
-        await _drain(DRAIN_SECONDS)
-        await self.bot.aclose()
+        if still := await settle(DRAIN_SECONDS):
+            log.warning("stopping with %d replies still being worked on", still)
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         response = await self.slack.async_dispatch(await to_bolt_request(request))
@@ -108,16 +109,6 @@ class Server:
             body.update(status="unavailable", database="unavailable")
             return web.json_response(body, status=503)
         return web.json_response(body)
-
-
-async def _drain(seconds: float) -> None:
-    """Wait for the tasks still running (Bolt's listeners run as tasks after their ack)."""
-    current = asyncio.current_task()
-    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    if pending:
-        _, still = await asyncio.wait(pending, timeout=seconds)
-        if still:
-            log.warning("stopping with %d tasks still running", len(still))
 
 
 async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> None:
@@ -138,3 +129,4 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         log.info("stopping")
     finally:
         await server.stop()
+        await bot.aclose()

@@ -13,13 +13,13 @@ from bot.roles import Actor
 from bot.services import Services
 from handlers import blocks
 from handlers.parse import USAGE, Command
-from handlers.runner import ACTOR, COMMAND, SERVICES, Reply, answer
+from handlers.runner import ACTOR, COMMAND, SERVICES, Reply, answer, tracked
 
 Handler = Callable[[Services, Actor, dict[str, Any]], Awaitable[Reply]]
 
 
 def register(app: AsyncApp) -> None:
-    app.command("/pnc")(pnc)
+    app.command("/pnc")(tracked(pnc))
 
 
 async def pnc(

@@ -10,13 +10,13 @@ from bot.render import render_slack
 from bot.roles import Actor
 from bot.services import Services
 from handlers import blocks
-from handlers.runner import ACTOR, SERVICES
+from handlers.runner import ACTOR, SERVICES, tracked
 
 HOME_LIMIT = 20
 
 
 def register(app: AsyncApp) -> None:
-    app.event("app_home_opened")(home_opened)
+    app.event("app_home_opened")(tracked(home_opened))
 
 
 async def home_opened(event: dict[str, Any], context: dict[str, Any], client: Any) -> None:

@@ -7,9 +7,12 @@ through ``respond``, and writes the audit entry: who, what they typed, how it en
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.errors import PncError
 from handlers import blocks
@@ -19,6 +22,33 @@ log = logging.getLogger(__name__)
 SERVICES, ACTOR, COMMAND, SOURCE = "pnc_services", "pnc_actor", "pnc_command", "pnc_source"
 
 Reply = dict[str, Any] | None
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+#: listener tasks still running; a stopping server (and the shell) waits for them
+IN_FLIGHT: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+
+def tracked(listener: F) -> F:
+    """Register a listener's task in ``IN_FLIGHT`` while it runs. Bolt injects arguments by
+    name; ``functools.wraps`` keeps the listener's signature visible to it."""
+
+    @functools.wraps(listener)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            IN_FLIGHT.add(task)
+        return await listener(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+async def settle(seconds: float) -> int:
+    """Wait up to ``seconds`` for the listeners in flight; returns how many are still running."""
+    pending = [t for t in IN_FLIGHT if not t.done() and t is not asyncio.current_task()]
+    if not pending:
+        return 0
+    _, still = await asyncio.wait(pending, timeout=seconds)
+    return len(still)
 
 
 async def answer(

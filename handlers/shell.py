@@ -5,7 +5,6 @@ stand-in for Slack on loopback, which prints them. No Slack configuration is nee
 
 from __future__ import annotations
 
-import asyncio
 import html
 import itertools
 import json
@@ -19,7 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.bootstrap import Bot
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
-from handlers.runner import ACTOR, SOURCE
+from handlers.runner import ACTOR, SOURCE, settle
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +28,11 @@ CHANNEL = "CSHELL"
 COMMAND_TIMEOUT = 60.0
 
 
-class ConsoleSlack:
-    """A loopback stand-in for Slack's Web API and response URLs that prints what it gets."""
+class LoopbackSlack:
+    """Slack's Web API (``POST /api/<method>``) and response URLs (``POST /respond/<n>``) on
+    loopback. Answers every call ``ok``; subclasses decide what to do with what arrives."""
 
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self.write = write
+    def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -51,19 +50,48 @@ class ConsoleSlack:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _respond(self, request: web.Request) -> web.Response:
-        self.write(_shown(await request.json()))
-        return web.Response(text="ok")
-
-    async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        body = await _body(request)
+    async def api_call(
+        self, method: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Status, JSON answer and headers for one Web API call."""
         answer: dict[str, Any] = {"ok": True}
         if method == "auth.test":
-            answer.update(user_id="UPNCBOT", bot_id="BPNCBOT", team_id="TSHELL", user="pnc-bot")
+            answer.update(user_id="UPNCBOT", bot_id="BPNCBOT", team_id="TLOCAL", user="pnc-bot")
         elif method in ("chat.postMessage", "chat.postEphemeral"):
-            self.write(f"[posted to {body.get('channel')}]\n{_shown(body)}")
-            answer.update(channel=body.get("channel"), ts="0000000000.000100")
+            answer.update(channel=body.get("channel"), ts="1700000000.000100")
+        return 200, answer, {}
+
+    async def responded(self, n: str, payload: dict[str, Any]) -> int:
+        """A message sent to a response URL; returns the HTTP status to answer."""
+        return 200
+
+    async def _api(self, request: web.Request) -> web.Response:
+        status, answer, headers = await self.api_call(
+            request.match_info["method"], await request_body(request)
+        )
+        return web.json_response(answer, status=status, headers=headers)
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        status = await self.responded(request.match_info["n"], await request.json())
+        return web.Response(text="ok", status=status)
+
+
+class ConsoleSlack(LoopbackSlack):
+    """Prints what the app would show or post."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__()
+        self.write = write
+
+    async def responded(self, n: str, payload: dict[str, Any]) -> int:
+        self.write(readable(payload))
+        return 200
+
+    async def api_call(
+        self, method: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method in ("chat.postMessage", "chat.postEphemeral"):
+            self.write(f"[posted to {body.get('channel')}]\n{readable(body)}")
         elif method == "views.open":
             title = body.get("view", {}).get("title", {}).get("text", "a form")
             self.write(
@@ -71,8 +99,8 @@ class ConsoleSlack:
                 "/pnc assess <factory> <YYYY-MM-DD> <codes|none>)"
             )
         elif method == "views.publish":
-            self.write(f"[App Home]\n{_shown(body.get('view', {}))}")
-        return web.json_response(answer)
+            self.write(f"[App Home]\n{readable(body.get('view', {}))}")
+        return await super().api_call(method, body)
 
 
 async def run_shell(
@@ -117,22 +145,20 @@ async def run_shell(
             context: dict[str, Any] = {SOURCE: "shell"}
             if user_id is None:
                 context[ACTOR] = operator
-            before = asyncio.all_tasks()
             response = await app.async_dispatch(
                 AsyncBoltRequest(body=body, mode="socket_mode", context=context)
             )
             if response.body:
-                write(_shown(json.loads(response.body)))
-            started = [t for t in asyncio.all_tasks() - before if not t.done()]
-            if started:
-                await asyncio.wait(started, timeout=COMMAND_TIMEOUT)
+                write(readable(json.loads(response.body)))
+            await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
             run += 1
     finally:
         await console.stop()
     return run
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def request_body(request: web.Request) -> dict[str, Any]:
+    """A Web API call's arguments, sent as JSON or as a form (with JSON-valued fields)."""
     if request.content_type == "application/json":
         return dict(await request.json())
     form = await request.post()
@@ -146,7 +172,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _shown(message: dict[str, Any]) -> str:
+def readable(message: dict[str, Any]) -> str:
     """What a person would read: the mrkdwn of the message (or view), entities decoded."""
     text = message.get("text")
     if not text:

@@ -13,13 +13,13 @@ from bot.errors import PncError
 from bot.roles import Actor
 from bot.services import Services
 from handlers import blocks
-from handlers.runner import ACTOR, SERVICES, audit
+from handlers.runner import ACTOR, SERVICES, audit, tracked
 
 log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp) -> None:
-    app.view(blocks.ASSESS_CALLBACK)(assessment_submitted)
+    app.view(blocks.ASSESS_CALLBACK)(tracked(assessment_submitted))
 
 
 async def assessment_submitted(

@@ -17,17 +17,21 @@ from tests.conftest import EXAMPLES
 PNC_BOT = Path(sys.executable).with_name("pnc-bot")
 
 
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any pnc-bot or Slack setting, plus ``extra``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PNC_", "SLACK_"))}
+    return {**clean, **(extra or {})}
+
+
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None, ok: bool = True
 ) -> subprocess.CompletedProcess[str]:
     if not PNC_BOT.exists():
         pytest.fail(f"{PNC_BOT} is missing: install the project first (pip install '.[test]')")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PNC_", "SLACK_"))}
-    environment.update(env or {})
     result = subprocess.run(
         [str(PNC_BOT), *args],
         cwd=cwd,
-        env=environment,
+        env=environment(env),
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,0 +1,213 @@
+"""The bot's real HTTP server on loopback, a fake Slack Web API it talks to, and a client that
+sends requests signed as Slack signs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.bootstrap import Bot
+from bot.importer import Importer
+from bot.server import Server
+from bot.services import Services
+from bot.settings import Settings
+from bot.slack_app import build_slack_app
+from handlers.shell import LoopbackSlack
+from store.db import Database
+
+SIGNING_SECRET = "test-signing-secret-8f2e"
+BOT_TOKEN = "xoxb-test-token-4411"
+
+
+@dataclass
+class Call:
+    method: str
+    body: dict[str, Any]
+
+
+class FakeSlack(LoopbackSlack):
+    """Records every Web API call and every message sent to a response URL; a test can make
+    the next calls to a method fail (status, body, headers — e.g. 429 with Retry-After)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+        self.responses: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
+        self._arrived = asyncio.Event()
+
+    def fail(
+        self,
+        method: str,
+        status: int = 500,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        answer = body if body is not None else {"ok": False, "error": "fatal_error"}
+        self._failures.setdefault(method, []).extend([(status, answer, headers or {})] * times)
+
+    async def api_call(
+        self, method: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self.calls.append(Call(method, body))
+        self._arrived.set()
+        queued = self._failures.get(method)
+        if queued:
+            return queued.pop(0)
+        return await super().api_call(method, body)
+
+    async def responded(self, n: str, payload: dict[str, Any]) -> int:
+        self.responses[n] = payload
+        self._arrived.set()
+        return 200
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait(self, condition: Any, within: float = 10.0) -> Any:
+        """Wait until ``condition()`` returns something truthy, and return it."""
+        deadline = time.monotonic() + within
+        while not (found := condition()):
+            self._arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("timed out waiting for the fake Slack")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+        return found
+
+
+@dataclass
+class Reply:
+    """What the person saw: the immediate answer (a refusal at the door) or the later reply."""
+
+    status: int
+    payload: dict[str, Any]
+    ack_seconds: float
+
+    @property
+    def text(self) -> str:
+        return str(self.payload.get("text", ""))
+
+
+@dataclass
+class SlackClient:
+    """Sends signed requests to the bot's HTTP server, as Slack does."""
+
+    base: str
+    slack: FakeSlack
+    session: aiohttp.ClientSession
+    secret: str = SIGNING_SECRET
+    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> tuple[int, str, float]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        sig = signature or SignatureVerifier(secret or self.secret).generate_signature(
+            timestamp=ts, body=body
+        )
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sig,
+        }
+        started = time.perf_counter()
+        async with self.session.post(
+            f"{self.base}/slack/events", data=body.encode(), headers=headers
+        ) as response:
+            text = await response.text()
+            return response.status, text, time.perf_counter() - started
+
+    def command_body(self, text: str, user: str) -> tuple[str, str]:
+        n = str(next(self.counter))
+        form = {
+            "token": "legacy-unused",
+            "team_id": "T0TEST",
+            "team_domain": "betterwork",
+            "channel_id": "C0STAFF",
+            "channel_name": "pnc-staff",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/pnc",
+            "text": text,
+            "api_app_id": "A0PNC",
+            "response_url": f"{self.slack.url}/respond/{n}",
+            "trigger_id": f"trigger.{n}",
+        }
+        return n, urllib.parse.urlencode(form)
+
+    async def command(self, text: str, user: str) -> Reply:
+        """``/pnc text`` as ``user``: the refusal at the door, or the reply sent afterwards."""
+        n, body = self.command_body(text, user)
+        status, answer, seconds = await self.post(body, "application/x-www-form-urlencoded")
+        assert status == 200, answer
+        if answer.strip():
+            return Reply(status, json.loads(answer), seconds)
+        payload = await self.slack.wait(lambda: self.slack.responses.get(n))
+        return Reply(status, payload, seconds)
+
+    async def interaction(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        status, answer, _ = await self.post(body, "application/x-www-form-urlencoded")
+        return status, (json.loads(answer) if answer.strip() else {})
+
+    async def event(self, event: dict[str, Any]) -> int:
+        body = json.dumps(
+            {
+                "token": "legacy-unused",
+                "team_id": "T0TEST",
+                "api_app_id": "A0PNC",
+                "type": "event_callback",
+                "event_id": f"Ev{next(self.counter)}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        )
+        status, _, _ = await self.post(body, "application/json")
+        return status
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def bot_server(
+    db: Database, settings: Settings, services: Services, slack: FakeSlack
+) -> AsyncIterator[Server]:
+    app = build_slack_app(
+        services, token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=f"{slack.url}/api/"
+    )
+    server = Server(Bot(settings, services.config, db, services, Importer(services)), app)
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def client(bot_server: Server, slack: FakeSlack) -> AsyncIterator[SlackClient]:
+    async with aiohttp.ClientSession() as session:
+        yield SlackClient(f"http://127.0.0.1:{bot_server.port}", slack, session)

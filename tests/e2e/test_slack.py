@@ -1,0 +1,401 @@
+"""Slack, end to end: signed requests to the bot's real HTTP server, the bot talking to a fake
+Slack Web API on loopback, a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.importer import Importer
+from bot.roles import Actor, RoleLevel
+from bot.services import Services
+from store.models import Assessment, AuditEntry, Buyer, Factory, Role, Subscription
+from tests.conftest import EXAMPLES
+from tests.e2e.conftest import FakeSlack, SlackClient
+
+ADMIN = "U0ADMIN"  # PNC_ADMINS in the test settings
+VIEWER, ASSESSOR, MANAGER, STRANGER = "U0VIEW", "U0ASSESS", "U0MGR", "U0NOBODY"
+FAIL4 = "CO-01,CO-02,OS-01,WT-01"
+
+
+@pytest.fixture
+async def people(services: Services, importer: Importer) -> None:
+    """The sample factories and buyers, and one person with each role."""
+    admin = Actor(ADMIN, RoleLevel.MANAGER, "test")
+    for kind in ("factories", "buyers", "subscriptions", "assessments"):
+        await importer.run(kind, EXAMPLES / f"{kind}.csv", admin)
+    for user, role in ((VIEWER, "viewer"), (ASSESSOR, "assessor"), (MANAGER, "manager")):
+        await services.grant_role(admin, user, role)
+
+
+async def rows(services: Services, model: type, *where: Any) -> int:
+    async with services.db.transaction() as s:
+        stmt = select(func.count()).select_from(model)
+        for condition in where:
+            stmt = stmt.where(condition)
+        return (await s.exec(stmt)).scalar_one()
+
+
+async def audited(services: Services, user: str) -> list[tuple[str, str]]:
+    async with services.db.transaction() as s:
+        stmt = (
+            select(AuditEntry.subject, AuditEntry.outcome)
+            .where(AuditEntry.actor == user, AuditEntry.action == "command")
+            .order_by(AuditEntry.id)
+        )
+        return [tuple(r) for r in (await s.exec(stmt)).all()]
+
+
+# --- the door: signatures --------------------------------------------------------------------
+
+
+async def test_requests_not_signed_by_slack_are_refused(client: SlackClient) -> None:
+    _, body = client.command_body("status VN-1001", ADMIN)
+    form = "application/x-www-form-urlencoded"
+    assert (await client.post(body, form, secret="not-the-secret"))[0] == 401
+    stale = int(time.time()) - 6 * 60
+    assert (await client.post(body, form, timestamp=stale))[0] == 401
+    assert (await client.post(body, form, signature="v0=" + "0" * 64))[0] == 401
+    assert (await client.post(body, form))[0] == 200
+
+
+async def test_health_check_names_no_secret(client: SlackClient) -> None:
+    async with client.session.get(f"{client.base}/healthz") as response:
+        assert response.status == 200
+        text = await response.text()
+    assert json.loads(text)["status"] == "ok"
+    for secret in ("test-signing-secret", "xoxb-test-token"):
+        assert secret not in text
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+async def test_a_person_without_a_role_is_told_who_can_grant_one(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    reply = await client.command("status VN-1001", STRANGER)
+    assert "`status` needs the viewer role" in reply.text
+    assert f"<@{ADMIN}>" in reply.text and f"<@{MANAGER}>" in reply.text
+    assert await audited(services, STRANGER) == [("/pnc status VN-1001", "refused")]
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        ("status VN-1001", {VIEWER, ASSESSOR, MANAGER, ADMIN}),
+        ("assess VN-1004 2026-10-01 none", {ASSESSOR, MANAGER, ADMIN}),
+        ("amend VN-1004 2025-11-05 OS-05 typo", {MANAGER, ADMIN}),
+        ("role grant <@U0NEW|new> viewer", {MANAGER, ADMIN}),
+    ],
+)
+async def test_role_boundaries(
+    client: SlackClient, people: None, text: str, allowed: set[str]
+) -> None:
+    for user in (STRANGER, VIEWER, ASSESSOR, MANAGER):
+        reply = await client.command(text, user)
+        refused = "needs the" in reply.text and "role" in reply.text
+        assert refused == (user not in allowed), (user, reply.text)
+        if user in allowed and "assess " in text:
+            break  # the same assessment can be recorded only once
+
+
+async def test_managers_grant_and_revoke_roles(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    granted = await client.command("role grant <@U0NEW|newbie> assessor", MANAGER)
+    assert granted.text == "<@U0NEW> is now an assessor."
+    assert "Recorded" in (await client.command("assess VN-1004 2026-10-01 none", "U0NEW")).text
+    revoked = await client.command("role revoke <@U0NEW>", MANAGER)
+    assert "no longer has a pnc-bot role" in revoked.text
+    assert "needs the viewer role" in (await client.command("status VN-1004", "U0NEW")).text
+    configured = await client.command(f"role revoke <@{ADMIN}>", MANAGER)
+    assert "through the configuration" in configured.text
+    assert await rows(services, Role, Role.user_id == ADMIN) == 0
+    bad = await client.command("role grant <@U0NEW> boss", MANAGER)
+    assert "not a role" in bad.text
+
+
+# --- every subcommand ------------------------------------------------------------------------
+
+
+async def test_help_lists_the_commands(client: SlackClient, people: None) -> None:
+    for text in ("", "help"):
+        reply = await client.command(text, VIEWER)
+        assert "Your role: *viewer*" in reply.text
+        assert "/pnc status &lt;factory&gt;" in reply.text  # usage shown, escaped
+
+
+async def test_status_shows_label_assessments_consequences_and_buyers(
+    client: SlackClient, people: None
+) -> None:
+    reply = await client.command("status vn-1001", VIEWER)
+    text = reply.text
+    assert "*Persistently non-compliant*" in text
+    assert "2025-06-17: 6 issues, fails" in text
+    assert "`WT-02` Weekly rest day not granted" in text
+    assert "No more factory visits for the rest of the current cycle (it ends 2027-06-30)" in text
+    assert "Acme Outfitters (`B-ACME`), Nordic Wear AB (`B-NORD`)" in text
+    assert reply.payload["response_type"] == "ephemeral"
+    assert all(b["type"] == "section" for b in reply.payload["blocks"])
+    at_risk = await client.command("status VN-1002", VIEWER)
+    assert "*At risk (1 of 3)*: 1 failing assessment in a row" in at_risk.text
+
+
+async def test_history_shows_who_submitted_what(client: SlackClient, people: None) -> None:
+    await client.command("assess VN-1003 2026-10-01 CO-01 OS-01", ASSESSOR)
+    text = (await client.command("history VN-1003", VIEWER)).text
+    assert f"— by <@{ASSESSOR}> via slack" in text
+    assert "via import:assessments.csv" in text
+    assert "process stopped" in text
+
+
+async def test_assess_records_and_replies_with_the_count_and_new_label(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    reply = await client.command("assess VN-1002 2026-11-02 CO-01, CO-02, OS-01 WT-01", ASSESSOR)
+    assert "4 non-compliant public-reporting issues" in reply.text
+    assert "Status now: *At risk (2 of 3)*" in reply.text
+    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+    assert await audited(services, ASSESSOR) == [
+        ("/pnc assess VN-1002 2026-11-02 CO-01, CO-02, OS-01 WT-01", "ok")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("assess VN-1010 2026-01-01 none", "There is no factory `VN-1010`. Did you mean `VN-1001`"),
+        ("assess VN-1002 2031-01-01 none", "is in the future"),
+        ("assess VN-1002 1999-01-01 none", "before 2000"),
+        ("assess VN-1002 2026-02-30 none", "is not a valid assessment date"),
+        ("assess VN-1002 01/02/2026 none", "is not a date (YYYY-MM-DD)"),
+        ("assess VN-1002 2026-01-01 C0-01", "`C0-01` (did you mean `CO-01`"),
+        ("assess VN-1002 2025-09-03 none", "already has an assessment on 2025-09-03"),
+        ("assess VN-1002 2026-01-01", "needs the factory, the date and the issue codes"),
+        ("asess VN-1002", "Did you mean `assess`?"),
+        ('factory add VN-1 "Unclosed VN a@b.example', "quotation mark is not closed"),
+    ],
+)
+async def test_refusals_say_what_would_be_right_and_write_nothing(
+    client: SlackClient, services: Services, people: None, text: str, expected: str
+) -> None:
+    before = await rows(services, Assessment)
+    reply = await client.command(text, ASSESSOR)
+    assert expected in reply.text, reply.text
+    assert reply.text.startswith(":no_entry_sign:")
+    assert await rows(services, Assessment) == before
+    assert (await audited(services, ASSESSOR))[-1][1] == "refused"
+
+
+async def test_registry_subcommands(client: SlackClient, services: Services, people: None) -> None:
+    added = await client.command(
+        'factory add VN-2002 "Hue Garments" VN hr@hue.example;gm@hue.example vi 2027-12-31',
+        ASSESSOR,
+    )
+    assert "Registered factory `VN-2002` — Hue Garments (Viet Nam)" in added.text
+    buyer = await client.command("buyer add B-ZEN Zen Apparel Group ethics@zen.example", ASSESSOR)
+    assert "Registered buyer `B-ZEN` — Zen Apparel Group" in buyer.text
+    assert "now subscribes" in (await client.command("subscribe b-zen vn-2002", ASSESSOR)).text
+    assert "already subscribes" in (await client.command("subscribe B-ZEN VN-2002", ASSESSOR)).text
+    status = await client.command("status VN-2002", VIEWER)
+    assert "Zen Apparel Group (`B-ZEN`)" in status.text
+    gone = await client.command("unsubscribe B-ZEN VN-2002", ASSESSOR)
+    assert "no longer subscribes" in gone.text
+    again = await client.command("unsubscribe B-ZEN VN-2002", ASSESSOR)
+    assert "does not subscribe" in again.text
+    duplicate = await client.command("factory add VN-2002 Other VN a@b.example", ASSESSOR)
+    assert "already registered" in duplicate.text
+    assert await rows(services, Factory, Factory.id == "VN-2002") == 1
+    assert await rows(services, Buyer, Buyer.id == "B-ZEN") == 1
+    assert await rows(services, Subscription, Subscription.buyer_id == "B-ZEN") == 0
+
+
+async def test_at_risk_and_issues(client: SlackClient, people: None) -> None:
+    text = (await client.command("at-risk", VIEWER)).text
+    assert text.index("VN-1001") < text.index("VN-1002")  # designated before at risk
+    assert "*At risk (1 of 3)*" in text and "KH-2001" not in text
+    assert "No factory in KH is at risk" in (await client.command("at-risk kh", VIEWER)).text
+    assert "There is no country `XX`" in (await client.command("at-risk XX", VIEWER)).text
+    issues = (await client.command("issues", VIEWER)).text
+    assert "*Public-reporting issues in Viet Nam* (VN)" in issues
+    assert "`WT-03` Working hours not accurately recorded" in issues
+
+
+async def test_managers_amend_and_withdraw(client: SlackClient, people: None) -> None:
+    amended = await client.command("amend VN-1002 2025-09-03 OS-01 wrong form", MANAGER)
+    assert "Status now: *Not at risk*" in amended.text
+    withdrawn = await client.command("withdraw VN-1002 2025-09-03 duplicate visit", MANAGER)
+    assert "Withdrew the assessment of `VN-1002` on 2025-09-03" in withdrawn.text
+    history = (await client.command("history VN-1002", VIEWER)).text
+    assert "withdrawn: duplicate visit" in history
+
+
+# --- escaping ----------------------------------------------------------------------------------
+
+
+async def test_user_text_never_becomes_a_ping_or_a_link(client: SlackClient, people: None) -> None:
+    hostile = "&lt;!channel&gt; &amp; &lt;@U0ADMIN&gt; &lt;https://evil.example|click&gt;"
+    await client.command(f'factory add VN-666 "{hostile}" VN a@b.example', ASSESSOR)
+    text = (await client.command("status VN-666", VIEWER)).text
+    assert "&lt;!channel&gt; &amp; &lt;@U0ADMIN&gt; &lt;https://evil.example|click&gt;" in text
+    assert "<!channel>" not in text and "<@U0ADMIN>" not in text and "<https" not in text
+    refusal = (await client.command("status <!here>", VIEWER)).text
+    assert "&lt;!here&gt;" in refusal and "<!here>" not in refusal
+
+
+# --- the assessment form -----------------------------------------------------------------------
+
+
+def submission(user: str, factory: str, day: str, codes: list[str]) -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0TEST"},
+        "user": {"id": user, "team_id": "T0TEST"},
+        "api_app_id": "A0PNC",
+        "trigger_id": "trigger.view",
+        "view": {
+            "id": "V0FORM",
+            "type": "modal",
+            "callback_id": "pnc_assess",
+            "private_metadata": json.dumps({"channel": "C0STAFF", "country": "VN"}),
+            "state": {
+                "values": {
+                    "factory": {"factory": {"type": "plain_text_input", "value": factory}},
+                    "day": {"day": {"type": "datepicker", "selected_date": day}},
+                    "issues": {
+                        "issues": {
+                            "type": "multi_static_select",
+                            "selected_options": [{"value": c} for c in codes],
+                        }
+                    },
+                    "kind": {
+                        "kind": {"type": "static_select", "selected_option": {"value": "regular"}}
+                    },
+                }
+            },
+        },
+    }
+
+
+async def test_assess_alone_opens_the_form_with_the_catalogue(
+    client: SlackClient, slack: FakeSlack, people: None
+) -> None:
+    n, body = client.command_body("assess", ASSESSOR)
+    status, answer, _ = await client.post(body, "application/x-www-form-urlencoded")
+    assert (status, answer) == (200, "")
+    opened = await slack.wait(lambda: slack.calls_to("views.open"))
+    assert opened[0].body["trigger_id"] == f"trigger.{n}"
+    view = opened[0].body["view"]
+    assert view["callback_id"] == "pnc_assess"
+    groups = view["blocks"][2]["element"]["option_groups"]
+    assert len(groups) == 8 and groups[0]["options"][0]["value"] == "CL-01"
+    _, body = client.command_body("assess VN-1003", ASSESSOR)  # the form, factory filled in
+    await client.post(body, "application/x-www-form-urlencoded")
+    prefilled = await slack.wait(lambda: slack.calls_to("views.open")[1:])
+    assert prefilled[0].body["view"]["blocks"][0]["element"]["initial_value"] == "VN-1003"
+
+
+async def test_the_form_for_an_unknown_factory_is_refused(
+    client: SlackClient, slack: FakeSlack, people: None
+) -> None:
+    reply = await client.command("assess VN-9999", ASSESSOR)
+    assert "There is no factory `VN-9999`" in reply.text
+    assert slack.calls_to("views.open") == []
+
+
+async def test_a_failing_slack_call_gets_an_apology_not_a_stack_trace(
+    client: SlackClient, slack: FakeSlack, services: Services, people: None
+) -> None:
+    slack.fail("views.open", status=500)
+    reply = await client.command("assess", ASSESSOR)
+    assert "Something went wrong on our side" in reply.text
+    assert "Traceback" not in reply.text
+    assert (await audited(services, ASSESSOR))[-1][1] == "error"
+
+
+async def test_a_submitted_form_is_recorded_and_confirmed(
+    client: SlackClient, slack: FakeSlack, services: Services, people: None
+) -> None:
+    status, answer = await client.interaction(
+        submission(ASSESSOR, "vn-1003", "2026-11-03", ["CO-01", "OS-01", "OS-02", "WT-01"])
+    )
+    assert (status, answer) == (200, {})
+    dm = await slack.wait(lambda: slack.calls_to("chat.postMessage"))
+    assert dm[0].body["channel"] == ASSESSOR
+    assert "Status now: *At risk (1 of 3)*" in dm[0].body["text"]
+    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+
+
+@pytest.mark.parametrize(
+    ("factory", "day", "codes", "field", "fragment"),
+    [
+        ("VN-1010", "2026-11-03", [], "factory", "Did you mean `VN-1001`"),
+        ("VN-1003", "2031-11-03", [], "day", "in the future"),
+        ("VN-1003", "2025-08-21", [], "day", "already has an assessment"),
+        ("KH-2001", "2026-11-03", ["ZZ-01"], "issues", "ZZ-01"),
+    ],
+)
+async def test_form_errors_are_shown_in_the_form(
+    client: SlackClient,
+    services: Services,
+    people: None,
+    factory: str,
+    day: str,
+    codes: list[str],
+    field: str,
+    fragment: str,
+) -> None:
+    before = await rows(services, Assessment)
+    status, answer = await client.interaction(submission(ASSESSOR, factory, day, codes))
+    assert status == 200 and answer["response_action"] == "errors"
+    assert fragment in answer["errors"][field]
+    assert await rows(services, Assessment) == before
+
+
+async def test_a_viewer_cannot_submit_the_form(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    before = await rows(services, Assessment)
+    _, answer = await client.interaction(submission(VIEWER, "VN-1003", "2026-11-03", []))
+    assert "needs the assessor role" in answer["errors"]["factory"]
+    assert await rows(services, Assessment) == before
+
+
+# --- App Home ----------------------------------------------------------------------------------
+
+
+async def test_app_home_shows_the_watch_list_and_own_submissions(
+    client: SlackClient, slack: FakeSlack, people: None
+) -> None:
+    await client.command("assess VN-1004 2026-10-01 none", ASSESSOR)
+    assert await client.event({"type": "app_home_opened", "user": ASSESSOR, "tab": "home"}) == 200
+    published = await slack.wait(lambda: slack.calls_to("views.publish"))
+    assert published[0].body["user_id"] == ASSESSOR
+    text = "\n".join(b["text"]["text"] for b in published[0].body["view"]["blocks"])
+    assert "*Designated* (1)" in text and "`VN-1001` Saigon Stitch Co." in text
+    assert "*At risk* (1)" in text and "At risk (1 of 3)" in text
+    assert "2026-10-01 `VN-1004` Da Nang Denim: 0 issues" in text
+
+
+async def test_app_home_for_someone_without_a_role(
+    client: SlackClient, slack: FakeSlack, people: None
+) -> None:
+    await client.event({"type": "app_home_opened", "user": STRANGER, "tab": "home"})
+    published = await slack.wait(lambda: slack.calls_to("views.publish"))
+    text = published[0].body["view"]["blocks"][1]["text"]["text"]
+    assert "no pnc-bot role" in text and f"<@{ADMIN}>" in text
+
+
+# --- speed ---------------------------------------------------------------------------------------
+
+
+async def test_commands_are_acknowledged_well_within_three_seconds(
+    client: SlackClient, people: None
+) -> None:
+    seconds = [(await client.command("status VN-1001", VIEWER)).ack_seconds for _ in range(20)]
+    assert max(seconds) < 1.0, seconds
