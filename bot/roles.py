@@ -51,10 +51,12 @@ class Actor:
     role: RoleLevel | None
     source: str
 
+    def may(self, action: str) -> bool:
+        return self.role is not None and self.role >= PERMISSIONS[action]
+
     def require(self, action: str, managers: Sequence[str] = ()) -> None:
-        needed = PERMISSIONS[action]
-        if self.role is None or self.role < needed:
-            raise PermissionDenied(action, needed.label, managers)
+        if not self.may(action):
+            raise PermissionDenied(action, PERMISSIONS[action].label, managers)
 
 
 def operator(source: str = "cli") -> Actor:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.bootstrap import Bot
@@ -42,6 +43,8 @@ class FakeSlack(LoopbackSlack):
 
     def __init__(self) -> None:
         super().__init__()
+        self.socket: web.WebSocketResponse | None = None
+        self.socket_acks: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.responses: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
@@ -66,7 +69,43 @@ class FakeSlack(LoopbackSlack):
         queued = self._failures.get(method)
         if queued:
             return queued.pop(0)
+        if method == "apps.connections.open":
+            return 200, {"ok": True, "url": self.url.replace("http", "ws") + "/link"}, {}
         return await super().api_call(method, body)
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.router.add_get("/link", self._link)
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then record the app's acknowledgements of envelopes."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1})
+        self.socket = socket
+        self._arrived.set()
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                data = json.loads(message.data)
+                self.socket_acks[data.get("envelope_id", "")] = data
+                self._arrived.set()
+        return socket
+
+    async def envelope(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send an event over the socket; returns the app's acknowledgement."""
+        socket = await self.wait(lambda: self.socket)
+        envelope_id = f"env-{len(self.socket_acks) + 1}-{kind}"
+        await socket.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": True,
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return await self.wait(lambda: self.socket_acks.get(envelope_id))
 
     async def responded(self, n: str, payload: dict[str, Any]) -> int:
         self.responses[n] = payload
