@@ -10,6 +10,7 @@ import logging
 import signal
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -115,8 +116,13 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
     """Run until SIGTERM or SIGINT."""
     token, secret, app_token = slack_credentials(settings, socket_mode)
     bot = await bootstrap(settings)
+    http = aiohttp.ClientSession()
     slack = build_slack_app(
-        bot.services, token=token, signing_secret=secret or "unused", api_url=settings.slack_api_url
+        bot.services,
+        token=token,
+        signing_secret=secret or "unused",
+        api_url=settings.slack_api_url,
+        http=http,
     )
     server = Server(bot, slack, app_token=app_token if socket_mode else None)
     stop = asyncio.Event()
@@ -129,4 +135,5 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         log.info("stopping")
     finally:
         await server.stop()
+        await http.close()
         await bot.aclose()

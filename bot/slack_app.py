@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
@@ -11,16 +12,26 @@ from handlers import commands, events, middleware, views
 
 
 def build_slack_app(
-    services: Services, *, token: str, signing_secret: str, api_url: str
+    services: Services,
+    *,
+    token: str,
+    signing_secret: str,
+    api_url: str,
+    http: aiohttp.ClientSession,
 ) -> AsyncApp:
-    """The app; its Web API client talks to ``api_url`` (Slack's, or a fake in tests)."""
+    """The app; its Web API client talks to ``api_url`` (Slack's, or a fake in tests).
+
+    ``http`` is one keep-alive session for everything the app sends to Slack (Web API calls
+    and replies to response URLs); whoever builds the app closes it.
+    """
     app = AsyncApp(
         token=token,
         signing_secret=signing_secret,
         logger=logging.getLogger("pnc-bot.slack"),
     )
     app.client.base_url = api_url
-    middleware.register(app, services)
+    app.client.session = http
+    middleware.register(app, services, http)
     commands.register(app)
     views.register(app)
     events.register(app)

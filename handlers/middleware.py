@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
@@ -20,7 +21,7 @@ from bot.roles import Actor
 from bot.services import Services
 from handlers import blocks
 from handlers.parse import parse
-from handlers.runner import ACTOR, COMMAND, SERVICES, SOURCE, audit
+from handlers.runner import ACTOR, COMMAND, HTTP, SERVICES, SOURCE, audit
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ log = logging.getLogger(__name__)
 _FORMS = {blocks.ASSESS_CALLBACK: "assess"}
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, services: Services, http: aiohttp.ClientSession) -> None:
     async def provide_services(context: dict[str, Any], next: Any) -> None:
         context[SERVICES] = services
+        context[HTTP] = http
         await next()
 
     app.middleware(provide_services)

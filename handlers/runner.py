@@ -14,12 +14,15 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
 from bot.errors import PncError
 from handlers import blocks
 
 log = logging.getLogger(__name__)
 
 SERVICES, ACTOR, COMMAND, SOURCE = "pnc_services", "pnc_actor", "pnc_command", "pnc_source"
+HTTP = "pnc_http"
 
 Reply = dict[str, Any] | None
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -67,10 +70,24 @@ async def answer(
         reply, outcome, detail = blocks.reply("failure"), "error", {"error": type(exc).__name__}
     if reply is not None:
         try:
-            await respond(**reply)
+            await _reply(context, respond, reply)
         except Exception:
             log.exception("could not deliver the reply to %s", context.get("user_id"))
     await audit(context, outcome, detail)
+
+
+async def _reply(
+    context: dict[str, Any], respond: Callable[..., Awaitable[Any]], reply: dict[str, Any]
+) -> None:
+    """Send the reply to the command's response URL over the app's keep-alive session (Bolt's
+    ``respond`` opens a new connection for every reply)."""
+    url, http = getattr(respond, "response_url", None), context.get(HTTP)
+    if url and http is not None:
+        response = await AsyncWebhookClient(url, session=http).send_dict(reply)
+        if response.status_code >= 400:
+            raise RuntimeError(f"response URL answered {response.status_code}")
+    else:
+        await respond(**reply)
 
 
 async def audit(context: dict[str, Any], outcome: str, detail: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
@@ -117,8 +118,13 @@ async def run_shell(
     """Read ``/pnc …`` lines until the input ends; returns how many commands were run."""
     console = ConsoleSlack(write)
     url = await console.start()
+    http = aiohttp.ClientSession()
     app = build_slack_app(
-        bot.services, token="xoxb-console", signing_secret="console", api_url=f"{url}/api/"
+        bot.services,
+        token="xoxb-console",
+        signing_secret="console",
+        api_url=f"{url}/api/",
+        http=http,
     )
     counter = itertools.count(1)
     run = 0
@@ -156,6 +162,7 @@ async def run_shell(
             await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
             run += 1
     finally:
+        await http.close()
         await console.stop()
     return run
 

@@ -1,13 +1,16 @@
 """The async engine, sessions and transactions, for SQLite (embedded) and PostgreSQL.
 
 ``Database.transaction(write=True)`` is the only way the services open a unit of work. On SQLite
-a writing transaction starts with ``BEGIN IMMEDIATE``, so two writers queue on the lock (for up
-to ``busy_timeout``) instead of failing when one upgrades a read lock; readers never block in WAL
-mode. On PostgreSQL the services lock the rows they change (``SELECT … FOR UPDATE``).
+there is one writer at a time: within the process, writers queue on an asyncio lock before they
+take a connection (so waiting writers hold no pooled connection and readers are never starved);
+the transaction then starts with ``BEGIN IMMEDIATE``, so a writer in another process makes it
+wait (up to ``busy_timeout``) instead of failing when a read lock is upgraded. Readers never
+block in WAL mode. On PostgreSQL the services lock the rows they change (``SELECT … FOR UPDATE``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +41,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._one_writer = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,6 +57,15 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block ends, rolls back if it raises."""
+        if write and self._one_writer is not None:
+            async with self._one_writer, self._unit(write=True) as session:
+                yield session
+        else:
+            async with self._unit(write=write) as session:
+                yield session
+
+    @asynccontextmanager
+    async def _unit(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             await session.connection(execution_options={_WRITE: write})
             try:

@@ -234,11 +234,26 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """The bot's own HTTP session (the one it sends to Slack with)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
 async def bot_server(
-    db: Database, settings: Settings, services: Services, slack: FakeSlack
+    db: Database,
+    settings: Settings,
+    services: Services,
+    slack: FakeSlack,
+    http: aiohttp.ClientSession,
 ) -> AsyncIterator[Server]:
     app = build_slack_app(
-        services, token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=f"{slack.url}/api/"
+        services,
+        token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        api_url=f"{slack.url}/api/",
+        http=http,
     )
     server = Server(Bot(settings, services.config, db, services, Importer(services)), app)
     await server.start("127.0.0.1", 0)

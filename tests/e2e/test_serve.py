@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.bootstrap import Bot
@@ -77,12 +78,21 @@ def test_serve_without_slack_settings_says_what_is_missing(tmp_path: Path) -> No
 
 @pytest.fixture
 async def socket_server(
-    db: Database, settings: Settings, services: Services, slack: FakeSlack, importer: Importer
+    db: Database,
+    settings: Settings,
+    services: Services,
+    slack: FakeSlack,
+    importer: Importer,
+    http: aiohttp.ClientSession,
 ) -> AsyncIterator[Server]:
     for kind in ("factories", "assessments"):
         await importer.run(kind, EXAMPLES / f"{kind}.csv", MANAGER)
     app = build_slack_app(
-        services, token=BOT_TOKEN, signing_secret="unused", api_url=f"{slack.url}/api/"
+        services,
+        token=BOT_TOKEN,
+        signing_secret="unused",
+        api_url=f"{slack.url}/api/",
+        http=http,
     )
     bot = Bot(settings, services.config, db, services, Importer(services))
     server = Server(bot, app, app_token="xapp-test-socket")
