@@ -318,6 +318,14 @@ async def test_a_failing_slack_call_gets_an_apology_not_a_stack_trace(
     assert (await audited(services, ASSESSOR))[-1][1] == "error"
 
 
+async def test_slack_rate_limiting_the_form_gets_an_apology(
+    client: SlackClient, slack: FakeSlack, people: None
+) -> None:
+    slack.fail("views.open", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"})
+    reply = await client.command("assess", ASSESSOR)
+    assert "Something went wrong on our side" in reply.text
+
+
 async def test_a_submitted_form_is_recorded_and_confirmed(
     client: SlackClient, slack: FakeSlack, services: Services, people: None
 ) -> None:
