@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot.countries import Config, load_config
+from bot.dispatcher import Dispatcher
 from bot.importer import Importer
 from bot.services import Clock, Services
 from bot.settings import Settings, load_settings
+from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTransport, Transport
 from store import migrate
 from store.db import Database
 from store.models import utcnow
@@ -40,3 +44,22 @@ async def bootstrap(
         raise
     services = Services(db, config, settings, clock)
     return Bot(settings, config, db, services, Importer(services))
+
+
+def email_transport(settings: Settings) -> Transport:
+    """SMTP when ``PNC_SMTP_URL`` is set; otherwise ``.eml`` files in ``PNC_OUTBOX_DIR``."""
+    if settings.smtp_url is None:
+        return FileTransport(settings.outbox_dir)
+    return SmtpTransport(SmtpSettings.from_url(settings.smtp_url.get_secret_value()))
+
+
+def build_dispatcher(
+    bot: Bot, slack: AsyncWebClient | None, *, email: Transport | None = None
+) -> Dispatcher:
+    """The outbox dispatcher, woken by every commit that writes notices."""
+    transports = [email or email_transport(bot.settings)]
+    if slack is not None:
+        transports.append(SlackTransport(slack))
+    dispatcher = Dispatcher(bot.db, bot.settings, bot.config, transports, bot.services.clock)
+    bot.services.on_notices = dispatcher.wake
+    return dispatcher

@@ -38,6 +38,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+outbox_app = typer.Typer(
+    help="Notices waiting, retrying and dead; retry one; send what is due.",
+    invoke_without_command=True,
+)
+app.add_typer(outbox_app, name="outbox")
 
 ImportKind = StrEnum("ImportKind", {k: k for k in KINDS})  # type: ignore[misc]
 
@@ -229,6 +234,61 @@ def shell(
         )
 
     _run(lambda: _with_bot(work))
+
+
+@outbox_app.callback()
+def outbox_default(ctx: typer.Context) -> None:
+    """With no subcommand: the list."""
+    if ctx.invoked_subcommand is None:
+        outbox_list(as_json=False)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Notices waiting, retrying and dead, and paused channels."""
+    view = _run(lambda: _with_bot(lambda bot: bot.services.outbox(limit=100)))
+    if as_json:
+        typer.echo(json.dumps(view.to_json(), indent=2))
+    else:
+        typer.echo(render_text("cli/outbox.txt", o=view, tz=load_settings().tz), nl=False)
+
+
+@outbox_app.command("retry")
+def outbox_retry(notice: Annotated[str, typer.Argument(help="The notice's number.")]) -> None:
+    """Send a dead or waiting notice again (it is sent by `serve` or `outbox send`)."""
+    line = _run(lambda: _with_bot(lambda bot: bot.services.retry_notice(operator(), notice)))
+    typer.echo(f"notice #{line.id} ({line.kind} to {line.recipient}) is due again")
+
+
+@outbox_app.command("send")
+def outbox_send() -> None:
+    """Deliver every notice that is due now, then exit (no Slack: staff alerts stay queued
+    unless SLACK_BOT_TOKEN is set)."""
+
+    async def work(bot: Bot) -> int:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot.bootstrap import build_dispatcher
+
+        token = bot.settings.slack_bot_token
+        slack = (
+            AsyncWebClient(token=token.get_secret_value(), base_url=bot.settings.slack_api_url)
+            if token
+            else None
+        )
+        dispatcher = build_dispatcher(bot, slack)
+        total = 0
+        try:
+            while claimed := await dispatcher.run_once():
+                total += claimed
+        finally:
+            await dispatcher.close()
+        return total
+
+    total = _run(lambda: _with_bot(work))
+    typer.echo(f"{total} notices handled; see `pnc-bot outbox` for any still waiting")
 
 
 class _NoProgress:

@@ -15,8 +15,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 
-def _date(value: date | None, empty: str = "—") -> str:
-    return value.isoformat() if value else empty
+def _date(value: date | str | None, empty: str = "—") -> str:
+    """A date as YYYY-MM-DD (dates in notice payloads are already ISO strings)."""
+    if not value:
+        return empty
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:

@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, RoleLevel] = {
     "assessment amend": RoleLevel.MANAGER,
     "assessment withdraw": RoleLevel.MANAGER,
     "import": RoleLevel.MANAGER,
+    "outbox": RoleLevel.MANAGER,
+    "outbox retry": RoleLevel.MANAGER,
     "role grant": RoleLevel.MANAGER,
     "role revoke": RoleLevel.MANAGER,
 }

@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy import text
 
 from bot import __version__
-from bot.bootstrap import Bot, bootstrap
+from bot.bootstrap import Bot, bootstrap, build_dispatcher
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
@@ -125,6 +125,8 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         http=http,
     )
     server = Server(bot, slack, app_token=app_token if socket_mode else None)
+    dispatcher = build_dispatcher(bot, slack.client)
+    delivering = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,5 +137,8 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         log.info("stopping")
     finally:
         await server.stop()
+        dispatcher.stop()  # the batch in hand is finished before run() returns
+        await delivering
+        await dispatcher.close()
         await http.close()
         await bot.aclose()

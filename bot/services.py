@@ -5,6 +5,7 @@ commits — or raises a ``PncError`` having written nothing."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import policy, validation
+from bot import notices, policy, validation
 from bot.countries import Config, Country
 from bot.errors import (
     AlreadyExists,
@@ -36,18 +37,22 @@ from bot.views import (
     BuyerLine,
     EventLine,
     IssueLine,
+    OutboxLine,
+    OutboxView,
+    PausedChannel,
     StatusView,
     Submission,
     WatchedFactory,
     WatchList,
 )
 from store import bulk, queries
-from store.db import Database
+from store.db import Database, after_commit
 from store.models import (
     Assessment,
     AuditEntry,
     Buyer,
     Factory,
+    OutboxMessage,
     PncEvent,
     Role,
     Subscription,
@@ -97,6 +102,8 @@ class Services:
         self.countries = config.countries
         self.settings = settings
         self.clock = clock
+        #: called after a commit that wrote notices: wakes the dispatcher
+        self.on_notices: Callable[[], None] | None = None
 
     def initial_state(self, country: str) -> str:
         """The state of a factory with no history yet."""
@@ -498,6 +505,73 @@ class Services:
                 )
             )
 
+    async def outbox(self, limit: int = 20) -> OutboxView:
+        """Notices waiting, retrying and dead (``/pnc outbox``, ``pnc-bot outbox``)."""
+        async with self.db.transaction() as s:
+            found = await queries.outbox_overview(s, self.clock(), limit)
+
+        def lines(rows: list[Any]) -> tuple[OutboxLine, ...]:
+            return tuple(
+                OutboxLine(
+                    r.id,
+                    r.kind,
+                    r.channel,
+                    r.recipient_name,
+                    r.factory_id,
+                    r.status,
+                    r.attempts,
+                    r.next_attempt_at,
+                    r.last_error,
+                )
+                for r in rows
+            )
+
+        return OutboxView(
+            counts={
+                k: found["counts"].get(k, 0)
+                for k in ("pending", "sending", "sent", "dead", "cancelled")
+            },
+            pending=lines(found["pending"]),
+            retrying=lines(found["retrying"]),
+            dead=lines(found["dead"]),
+            paused=tuple(PausedChannel(n, u, r) for n, u, r in found["paused"]),
+        )
+
+    async def retry_notice(self, actor: Actor, notice_id: int | str) -> OutboxLine:
+        """Send a dead (or waiting) notice again now, with its attempts counted afresh."""
+        actor.require("outbox retry", await self.managers())
+        try:
+            nid = int(str(notice_id).strip().lstrip("#"))
+        except ValueError:
+            raise InvalidInput(
+                f"`{validation.shown(str(notice_id))}` is not a notice number.",
+                "Use the number shown by `outbox`, e.g. `outbox retry 42`.",
+            ) from None
+        async with self.db.transaction(write=True) as s:
+            row = await s.get(OutboxMessage, nid)
+            if row is None:
+                raise NotFound(f"#{nid}", extra="`outbox` lists the notices.")
+            if row.status in ("sent", "cancelled", "sending"):
+                raise Conflict(
+                    f"Notice #{nid} is {row.status}; only waiting or dead notices are retried."
+                )
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, self.clock()
+            row.lease_until = row.claimed_by = None
+            s.add(row)
+            self._audit(s, actor, "outbox.retry", row.factory_id, {"notice": nid})
+            after_commit(s, self.wake_dispatcher)
+        return OutboxLine(
+            nid,
+            row.kind,
+            row.channel,
+            row.recipient_name,
+            row.factory_id,
+            row.status,
+            row.attempts,
+            row.next_attempt_at,
+            row.last_error,
+        )
+
     def country(self, code: str | None = None) -> Country:
         """A country with its rules and catalogue in force (the default one when not named)."""
         return self.countries.country(code) if code else self.countries.default
@@ -513,39 +587,63 @@ class Services:
     ) -> dict[str, Reevaluation]:
         """Re-derive the factories' events from their histories and record what changed.
 
-        Called inside a writing transaction by every use case that changes a history.
-
-        New events get ``notice`` — unless the same change took away an event people were
-        already told about: then staff must review ("history changed") and the new events are
-        held, so the bot never sends contradicting notices on its own.
-
-        ``histories`` may be given by a caller that already holds them (a bulk import);
-        otherwise they are loaded.
+        Called inside a writing transaction by every use case that changes a history. New events
+        get ``notice``; when it is ``due``, their notices are written to the outbox here, in the
+        same transaction. An event the history no longer supports has its unsent notices
+        cancelled; if people were already told of it, staff get a "history changed" alert and
+        the new events are held for their review — the bot never sends contradicting notices on
+        its own. ``histories`` may be given by a caller that already holds them (a bulk import).
         """
         now = self.clock()
         h = histories or await queries.load_histories(s, factory_ids)
         recorded = await queries.event_index(s, factory_ids)
-        new_rows: list[dict[str, Any]] = []
-        unsupported: list[int] = []
-        restored: list[int] = []
-        snapshots: list[dict[str, Any]] = []
-        results: dict[str, Reevaluation] = {}
+        derived: dict[str, tuple[Evaluation, policy.EventChanges, dict[str, Any]]] = {}
+        gone: list[int] = []
         for fid in factory_ids:
             country = self.countries.country(h.countries[fid])
-            history = h.assessments.get(fid, [])
             evaluation = policy.evaluate(
-                country.rules, fid, history, h.readmissions.get(fid, []), verdicts=False
+                country.rules,
+                fid,
+                h.assessments.get(fid, []),
+                h.readmissions.get(fid, []),
+                verdicts=False,
             )
             known = {r.key: r for r in recorded.get(fid, [])}
             changes = policy.diff_events(
                 evaluation.events, {k: r.unsupported_at is None for k, r in known.items()}
             )
-            contradicted = tuple(k for k in changes.unsupported if known[k].notice == Notice.DUE)
+            derived[fid] = (evaluation, changes, known)
+            gone += [known[k].id for k in changes.unsupported]
+        # notices of events no longer supported: unsent ones are cancelled; the rest were told
+        told = await queries.cancel_unsent_notices(s, gone) if gone else set()
+
+        events: list[dict[str, Any]] = []
+        due: list[tuple[int, Event, str, Evaluation]] = []
+        alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        unsupported: list[int] = []
+        restored: list[int] = []
+        snapshots: list[dict[str, Any]] = []
+        results: dict[str, Reevaluation] = {}
+        ids = iter(
+            await bulk.reserve_ids(
+                s,
+                PncEvent.__table__,  # type: ignore[attr-defined]
+                sum(len(c.new) for _, c, _ in derived.values()),
+            )
+        )
+        for fid, (evaluation, changes, known) in derived.items():
+            contradicted = tuple(
+                k
+                for k in changes.unsupported
+                if known[k].notice == Notice.DUE and known[k].id in told
+            )
             new_notice = Notice.HELD if contradicted and notice == Notice.DUE else notice
-            by_id = {a.id: a for a in history}
+            by_id = {a.id: a for a in h.assessments.get(fid, [])}
             for event in changes.new:
-                new_rows.append(
+                event_id = next(ids)
+                events.append(
                     {
+                        "id": event_id,
                         "key": event.key,
                         "factory_id": fid,
                         "kind": event.kind.value,
@@ -554,11 +652,13 @@ class Services:
                         "application_id": event.application_id,
                         "payload": _payload(event, by_id, evaluation),
                         "notice": new_notice,
-                        "notified_at": None,
+                        "notified_at": now if new_notice == Notice.DUE else None,
                         "created_at": now,
                         "unsupported_at": None,
                     }
                 )
+                if new_notice == Notice.DUE:
+                    due.append((event_id, event, fid, evaluation))
             unsupported += [known[k].id for k in changes.unsupported]
             restored += [known[k].id for k in changes.restored]
             if (evaluation.state.value, evaluation.streak) != tuple(h.snapshots[fid]):
@@ -567,18 +667,89 @@ class Services:
                 )
             if contradicted:
                 log.warning("history of %s changed under notified events %s", fid, contradicted)
+                held = tuple(e.key for e in changes.new)
+                alerts.append((fid, contradicted, held))
                 self._audit_system(
-                    s,
-                    "history.changed",
-                    fid,
-                    {"unsupported": list(contradicted), "held": [e.key for e in changes.new]},
+                    s, "history.changed", fid, {"unsupported": list(contradicted), "held": held}
                 )
             results[fid] = Reevaluation(evaluation, changes.new, contradicted)
-        await bulk.insert_rows(s, PncEvent.__table__, new_rows)  # type: ignore[attr-defined]
+        await bulk.insert_rows(s, PncEvent.__table__, events)  # type: ignore[attr-defined]
         await queries.mark_events(s, unsupported, unsupported_at=now)
         await queries.mark_events(s, restored, unsupported_at=None)
         await queries.set_snapshots(s, snapshots)
+        events_by_id = {e["id"]: e for e in events}
+        await self._write_notices(s, due, events_by_id, alerts, h)
         return results
+
+    async def _write_notices(
+        self,
+        s: AsyncSession,
+        due: list[tuple[int, Event, str, Evaluation]],
+        events: dict[int, dict[str, Any]],
+        alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]],
+        h: queries.Histories,
+    ) -> None:
+        """The outbox rows of the events due, and the staff alerts of changed histories."""
+        if not due and not alerts:
+            return
+        wanted = sorted({fid for _, _, fid, _ in due} | {fid for fid, _, _ in alerts})
+        parties = await queries.factory_parties(s, wanted)
+        buyers = await queries.subscriber_parties(s, wanted)
+        rows: list[notices.Notice] = []
+        event_of: dict[str, int] = {}
+        for event_id, event, fid, _ in due:
+            party, cycle_end = parties[fid]
+            planned, warnings = notices.plan(
+                event.key,
+                event.kind.value,
+                events[event_id]["payload"],
+                party,
+                self.countries.country(h.countries[fid]),
+                buyers.get(fid, []),
+                cycle_end,
+            )
+            for warning in warnings:
+                log.warning("%s: %s", event.key, warning)
+            rows += planned
+            event_of.update({n.key: event_id for n in planned})
+        for fid, contradicted, held in alerts:
+            digest = hashlib.sha256("|".join(contradicted + held).encode()).hexdigest()[:16]
+            alert = notices.staff_alert(
+                f"{fid}/history_changed/{digest}",
+                "history_changed",
+                self.countries.country(h.countries[fid]),
+                self.settings.staff_channel,
+                {
+                    "factory": {"id": fid, "name": parties[fid][0].name},
+                    "unsupported": list(contradicted),
+                    "held": list(held),
+                },
+                factory_id=fid,
+            )
+            if alert is not None:
+                rows.append(alert)
+        await self.enqueue(s, rows, event_of)
+
+    async def enqueue(
+        self,
+        s: AsyncSession,
+        rows: Sequence[notices.Notice],
+        event_of: dict[str, int] | None = None,
+    ) -> None:
+        """Write notices to the outbox (in the caller's transaction); the dispatcher is woken
+        once the transaction commits."""
+        if not rows:
+            return
+        now, domain, events = self.clock(), self.settings.mail_domain, event_of or {}
+        await queries.add_notices(
+            s, [notices.outbox_row(n, now, domain, events.get(n.key)) for n in rows]
+        )
+        after_commit(s, self.wake_dispatcher)
+
+    def wake_dispatcher(self) -> None:
+        """Called after a commit that wrote notices (the dispatcher sets it)."""
+        if self.on_notices is not None:
+            self.on_notices()
 
     async def _existing_factory(self, s: AsyncSession, fid: str, lock: bool = False) -> Factory:
         factory = await queries.get_factory(s, fid, lock=lock)

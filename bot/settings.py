@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = Field(None, validation_alias="PNC_SMTP_URL")
     outbox_dir: Path = Field(Path("var/outbox"), validation_alias="PNC_OUTBOX_DIR")
     mail_from: str = Field("pnc-bot@localhost", validation_alias="PNC_MAIL_FROM")
+    reply_to: str | None = Field(None, validation_alias="PNC_REPLY_TO")
     inspectorate_email: str | None = Field(None, validation_alias="PNC_INSPECTORATE_EMAIL")
     admins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="PNC_ADMINS")
     timezone: str = Field("Asia/Ho_Chi_Minh", validation_alias="PNC_TIMEZONE")
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of Message-IDs: the sender's."""
+        return self.mail_from.rpartition("@")[2] or "localhost"
 
     @property
     def database_url_redacted(self) -> str:

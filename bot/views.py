@@ -176,3 +176,59 @@ class Submission:
     assessed_on: date
     nc_count: int
     submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxLine:
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    factory_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class PausedChannel:
+    name: str
+    until: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    """Notices waiting, retrying and dead, and channels paused."""
+
+    counts: dict[str, int]
+    pending: tuple[OutboxLine, ...]
+    retrying: tuple[OutboxLine, ...]
+    dead: tuple[OutboxLine, ...]
+    paused: tuple[PausedChannel, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        def line(o: OutboxLine) -> dict[str, Any]:
+            return {
+                "id": o.id,
+                "kind": o.kind,
+                "channel": o.channel,
+                "recipient": o.recipient,
+                "factory_id": o.factory_id,
+                "status": o.status,
+                "attempts": o.attempts,
+                "next_attempt_at": o.next_attempt_at.isoformat(),
+                "last_error": o.last_error,
+            }
+
+        return {
+            "counts": self.counts,
+            "pending": [line(o) for o in self.pending],
+            "retrying": [line(o) for o in self.retrying],
+            "dead": [line(o) for o in self.dead],
+            "paused": [
+                {"channel": p.name, "until": p.until.isoformat(), "reason": p.reason}
+                for p in self.paused
+            ],
+        }

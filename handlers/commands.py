@@ -126,6 +126,14 @@ async def _role_revoke(services: Services, actor: Actor, args: dict[str, Any]) -
     return blocks.reply("role_revoked", await services.revoke_role(actor, args["user"]))
 
 
+async def _outbox(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("outbox", o=await services.outbox(), tz=services.settings.tz)
+
+
+async def _outbox_retry(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("notice_retried", await services.retry_notice(actor, args["notice"]))
+
+
 HANDLERS: dict[str, Handler] = {
     "help": _help,
     "status": _status,
@@ -139,6 +147,8 @@ HANDLERS: dict[str, Handler] = {
     "issues": _issues,
     "assessment amend": _amend,
     "assessment withdraw": _withdraw,
+    "outbox": _outbox,
+    "outbox retry": _outbox_retry,
     "role grant": _role_grant,
     "role revoke": _role_revoke,
 }

@@ -30,6 +30,8 @@ USAGE: dict[str, str] = {
     "issues": "/pnc issues [country]",
     "assessment amend": "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
     "assessment withdraw": "/pnc withdraw <factory> <YYYY-MM-DD> <reason>",
+    "outbox": "/pnc outbox",
+    "outbox retry": "/pnc outbox retry <notice number>",
     "role grant": "/pnc role grant <@user> <viewer|assessor|manager>",
     "role revoke": "/pnc role revoke <@user>",
 }
@@ -49,6 +51,7 @@ _VERBS = {
     "amend": "assessment amend",
     "withdraw": "assessment withdraw",
     "role": "role",
+    "outbox": "outbox",
 }
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
@@ -88,6 +91,14 @@ def parse(text: str) -> Command:
         if not rest or rest[0].lower() != "add":
             raise MalformedCommand(f"`{action}` needs `add`.", USAGE[f"{action} add"])
         return _PARSERS[f"{action} add"](rest[1:])
+    if action == "outbox":
+        if not rest:
+            return Command("outbox")
+        if rest[0].lower() != "retry" or len(rest) != 2:
+            raise MalformedCommand(
+                "`outbox` lists notices; `outbox retry <n>` retries one.", USAGE["outbox retry"]
+            )
+        return Command("outbox retry", {"notice": rest[1]})
     if action == "role":
         sub = rest[0].lower() if rest else ""
         if sub not in ("grant", "revoke"):

@@ -9,17 +9,19 @@ import html
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.bootstrap import Bot
+from bot.bootstrap import Bot, build_dispatcher, email_transport
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
+from bot.transports import Result, Transport
 from handlers.runner import ACTOR, SOURCE, settle
+from store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,9 @@ async def run_shell(
         api_url=f"{url}/api/",
         http=http,
     )
+    dispatcher = build_dispatcher(
+        bot, app.client, email=_Shown(email_transport(bot.settings), write)
+    )
     counter = itertools.count(1)
     run = 0
     try:
@@ -160,11 +165,36 @@ async def run_shell(
             if response.body:
                 write(readable(json.loads(response.body)))
             await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
+            while await dispatcher.run_once():  # and the notices it caused go out
+                pass
             run += 1
     finally:
+        await dispatcher.close()
         await http.close()
         await console.stop()
     return run
+
+
+class _Shown:
+    """An email transport that also says, on the console, what it delivered."""
+
+    def __init__(self, transport: Transport, write: Callable[[str], None]) -> None:
+        self.transport = transport
+        self.channel = transport.channel
+        self.write = write
+
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+        results = await self.transport.send(batch)
+        for (row, message), result in zip(batch, results, strict=True):
+            where = f" → {result.reply}" if result.reply else f" ({result.outcome}: {result.error})"
+            self.write(
+                f"[email {row.kind} to {row.recipient_name} <{', '.join(row.addresses)}>]"
+                f" {message['Subject']}{where}"
+            )
+        return results
+
+    async def close(self) -> None:
+        await self.transport.close()
 
 
 async def request_body(request: web.Request) -> dict[str, Any]:

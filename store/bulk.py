@@ -8,15 +8,20 @@ SQLite, ``COPY`` on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table, bindparam, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.queries import chunks
-
 _BATCH = 5000
+#: rows per IN (...) list; well under SQLite's and asyncpg's parameter limits
+CHUNK = 500
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _converter(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:

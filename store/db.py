@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 log = logging.getLogger(__name__)
 
 _WRITE = "pnc_write"
+_AFTER_COMMIT = "pnc_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction has committed (never on rollback)."""
+    pending = session.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in pending:
+        pending.append(callback)
 
 
 class Database:
@@ -74,6 +82,11 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+            for callback in session.info.pop(_AFTER_COMMIT, ()):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("after-commit callback failed")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

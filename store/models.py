@@ -188,3 +188,60 @@ class AuditEntry(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=200)
     outcome: str = Field(max_length=16)  # ok | refused | error
     detail: dict[str, Any] = Field(sa_column=_json_dict())
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One notice to one recipient organisation over one channel (the transactional outbox).
+
+    Written in the same transaction as the event that causes it; delivered by the dispatcher,
+    which claims due rows under a lease. ``key`` makes it idempotent; the Message-ID derived
+    from it is the same on every retry.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    #: the notice kind (PNC-Notice): an event kind, inspectorate_referral, buyer_call_reminder,
+    #: or a staff alert (history_changed, delivery_failed, …)
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=8)  # email | slack
+    #: factory | buyer | inspectorate | staff
+    recipient_type: str = Field(max_length=16)
+    recipient_id: str = Field(max_length=64)
+    recipient_name: str = Field(max_length=200)
+    #: email addresses still to deliver to, or the Slack channel id
+    addresses: list[str] = Field(sa_column=_json_list())
+    #: addresses that accepted the message (a partial refusal retries only the others)
+    delivered_to: list[str] = Field(sa_column=_json_list())
+    language: str = Field(default="en", max_length=2)
+    factory_id: str | None = Field(default=None, max_length=64, index=True)
+    event_id: int | None = Field(default=None, foreign_key="pnc_event.id")
+    #: everything the templates need, frozen when the notice is written
+    payload: dict[str, Any] = Field(sa_column=_json_dict())
+    message_id: str = Field(max_length=200)
+    #: pending | sending | sent | dead | cancelled
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_when())
+    lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    claimed_by: str | None = Field(default=None, max_length=100)
+    last_error: str | None = Field(default=None, max_length=1000)
+    #: the provider's answer: the SMTP reply, the Slack message ts, the file written
+    provider_reply: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=_when())
+    sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class DeliveryChannel(SQLModel, table=True):
+    """A delivery channel paused for everyone (SMTP unreachable, bad credentials, …)."""
+
+    __tablename__ = "delivery_channel"
+
+    name: str = Field(primary_key=True, max_length=8)
+    paused_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    reason: str | None = Field(default=None, max_length=500)
+    #: consecutive pauses, for a growing pause
+    failures: int = 0
+    alerted: bool = False

@@ -12,17 +12,21 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.notices import Party
 from bot.policy import AssessmentRecord, ReadmissionRecord
 from bot.suggest import close_matches
-from store.models import Assessment, Buyer, Factory, PncEvent, Readmission, Role, Subscription
-
-#: rows per IN (...) list; well under SQLite's and asyncpg's parameter limits
-CHUNK = 500
-
-
-def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+from store.bulk import CHUNK, chunks, insert_rows
+from store.models import (
+    Assessment,
+    Buyer,
+    DeliveryChannel,
+    Factory,
+    OutboxMessage,
+    PncEvent,
+    Readmission,
+    Role,
+    Subscription,
+)
 
 
 async def get_factory(
@@ -316,3 +320,101 @@ async def set_snapshots(session: AsyncSession, snapshots: Sequence[dict[str, Any
         stmt,
         params=[{"fid": s["id"], "state": s["state"], "streak": s["streak"]} for s in snapshots],
     )
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+
+async def cancel_unsent_notices(session: AsyncSession, event_ids: Sequence[int]) -> set[int]:
+    """Cancel the still-pending notices of these events; returns the events whose notices were
+    already sent (or are being sent): people were told of those."""
+    o = OutboxMessage.__table__  # type: ignore[attr-defined]
+    told: set[int] = set()
+    for part in chunks(list(event_ids)):
+        await session.exec(
+            update(o)
+            .where(o.c.event_id.in_(part), o.c.status == "pending", o.c.attempts == 0)
+            .values(status="cancelled", last_error="the history no longer supports this event")
+        )
+        rows = await session.exec(
+            select(o.c.event_id).where(o.c.event_id.in_(part), o.c.status != "cancelled")
+        )
+        told |= {r.event_id for r in rows.all()}
+    return told
+
+
+async def add_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Write outbox rows, skipping any whose key is already there; returns how many."""
+    o = OutboxMessage.__table__  # type: ignore[attr-defined]
+    keys = [r["key"] for r in rows]
+    existing: set[str] = set()
+    for part in chunks(keys):
+        existing |= set((await session.exec(select(o.c.key).where(o.c.key.in_(part)))).scalars())
+    fresh = [r for r in rows if r["key"] not in existing]
+    await insert_rows(session, o, fresh)
+    return len(fresh)
+
+
+async def factory_parties(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, tuple[Party, date | None]]:
+    """Factories as recipients: name, addresses, language, and their service cycle's end."""
+    return {
+        fid: (Party(r.id, r.name, tuple(r.emails), r.language), r.cycle_end)
+        for fid, r in (await factory_rows(session, ids)).items()
+    }
+
+
+async def subscriber_parties(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[Party]]:
+    """The subscribing buyers of each factory, as recipients."""
+    b = Buyer.__table__  # type: ignore[attr-defined]
+    sub = Subscription.__table__  # type: ignore[attr-defined]
+    found: dict[str, list[Party]] = defaultdict(list)
+    for part in chunks(list(ids)):
+        stmt = (
+            select(sub.c.factory_id, b.c.id, b.c.name, b.c.emails)
+            .join(b, b.c.id == sub.c.buyer_id)
+            .where(sub.c.factory_id.in_(part))
+            .order_by(sub.c.factory_id, b.c.id)
+        )
+        for r in (await session.exec(stmt)).all():
+            found[r.factory_id].append(Party(r.id, r.name, tuple(r.emails)))
+    return found
+
+
+async def outbox_overview(session: AsyncSession, now: Any, limit: int) -> dict[str, Any]:
+    """Counts by status, the notices waiting, retrying and dead, and the paused channels."""
+    o = OutboxMessage.__table__  # type: ignore[attr-defined]
+    counts = dict((await session.exec(select(o.c.status, func.count()).group_by(o.c.status))).all())
+    columns = [
+        o.c.id,
+        o.c.kind,
+        o.c.channel,
+        o.c.recipient_name,
+        o.c.factory_id,
+        o.c.status,
+        o.c.attempts,
+        o.c.next_attempt_at,
+        o.c.last_error,
+    ]
+
+    async def listed(*where: Any, newest: bool = False) -> list[Any]:
+        order = (o.c.id.desc(),) if newest else (o.c.next_attempt_at, o.c.id)
+        stmt = select(*columns).where(*where).order_by(*order).limit(limit)
+        return list((await session.exec(stmt)).all())
+
+    channels = DeliveryChannel.__table__  # type: ignore[attr-defined]
+    paused = (
+        await session.exec(
+            select(channels.c.name, channels.c.paused_until, channels.c.reason).where(
+                channels.c.paused_until > now
+            )
+        )
+    ).all()
+    return {
+        "counts": counts,
+        "pending": await listed(o.c.status.in_(("pending", "sending")), o.c.attempts == 0),
+        "retrying": await listed(o.c.status.in_(("pending", "sending")), o.c.attempts > 0),
+        "dead": await listed(o.c.status == "dead", newest=True),
+        "paused": list(paused),
+    }

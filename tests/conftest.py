@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -125,6 +126,7 @@ def settings(database: Database) -> Settings:
         database_url=database.url.render_as_string(hide_password=False),
         inspectorate_email="inspection@molisa.example",
         admins="U0ADMIN",
+        staff_channel="C0STAFF",
     )
 
 
@@ -136,6 +138,28 @@ def services(db: Database, settings: Settings, clock: FrozenClock) -> Services:
 @pytest.fixture
 def importer(services: Services) -> Importer:
     return Importer(services)
+
+
+@pytest.fixture
+def deliver(services: Services, clock: FrozenClock, tmp_path: Path) -> Any:
+    """Deliver the emails due now (to files), as a running bot would have."""
+    from bot.dispatcher import Dispatcher
+    from bot.transports import FileTransport
+
+    async def run() -> int:
+        dispatcher = Dispatcher(
+            services.db,
+            services.settings,
+            services.config,
+            [FileTransport(tmp_path / "delivered")],
+            clock,
+        )
+        total = 0
+        while claimed := await dispatcher.run_once():
+            total += claimed
+        return total
+
+    return run
 
 
 # --- a run meant to cover PostgreSQL must have passed PostgreSQL tests ----------------------

@@ -3,8 +3,6 @@ sends requests signed as Slack signs them."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import time
@@ -15,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.bootstrap import Bot
@@ -24,108 +21,11 @@ from bot.server import Server
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
-from handlers.shell import LoopbackSlack
 from store.db import Database
+from tests.fakes import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-8f2e"
 BOT_TOKEN = "xoxb-test-token-4411"
-
-
-@dataclass
-class Call:
-    method: str
-    body: dict[str, Any]
-
-
-class FakeSlack(LoopbackSlack):
-    """Records every Web API call and every message sent to a response URL; a test can make
-    the next calls to a method fail (status, body, headers — e.g. 429 with Retry-After)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.socket: web.WebSocketResponse | None = None
-        self.socket_acks: dict[str, dict[str, Any]] = {}
-        self.calls: list[Call] = []
-        self.responses: dict[str, dict[str, Any]] = {}
-        self._failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
-        self._arrived = asyncio.Event()
-
-    def fail(
-        self,
-        method: str,
-        status: int = 500,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        answer = body if body is not None else {"ok": False, "error": "fatal_error"}
-        self._failures.setdefault(method, []).extend([(status, answer, headers or {})] * times)
-
-    async def api_call(
-        self, method: str, body: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        self.calls.append(Call(method, body))
-        self._arrived.set()
-        queued = self._failures.get(method)
-        if queued:
-            return queued.pop(0)
-        if method == "apps.connections.open":
-            return 200, {"ok": True, "url": self.url.replace("http", "ws") + "/link"}, {}
-        return await super().api_call(method, body)
-
-    def routes(self, app: web.Application) -> None:
-        super().routes(app)
-        app.router.add_get("/link", self._link)
-
-    async def _link(self, request: web.Request) -> web.WebSocketResponse:
-        """Socket Mode: say hello, then record the app's acknowledgements of envelopes."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        await socket.send_json({"type": "hello", "num_connections": 1})
-        self.socket = socket
-        self._arrived.set()
-        async for message in socket:
-            if message.type == WSMsgType.TEXT:
-                data = json.loads(message.data)
-                self.socket_acks[data.get("envelope_id", "")] = data
-                self._arrived.set()
-        return socket
-
-    async def envelope(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send an event over the socket; returns the app's acknowledgement."""
-        socket = await self.wait(lambda: self.socket)
-        envelope_id = f"env-{len(self.socket_acks) + 1}-{kind}"
-        await socket.send_json(
-            {
-                "envelope_id": envelope_id,
-                "type": kind,
-                "payload": payload,
-                "accepts_response_payload": True,
-                "retry_attempt": 0,
-                "retry_reason": "",
-            }
-        )
-        return await self.wait(lambda: self.socket_acks.get(envelope_id))
-
-    async def responded(self, n: str, payload: dict[str, Any]) -> int:
-        self.responses[n] = payload
-        self._arrived.set()
-        return 200
-
-    def calls_to(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method == method]
-
-    async def wait(self, condition: Any, within: float = 10.0) -> Any:
-        """Wait until ``condition()`` returns something truthy, and return it."""
-        deadline = time.monotonic() + within
-        while not (found := condition()):
-            self._arrived.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("timed out waiting for the fake Slack")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-        return found
 
 
 @dataclass

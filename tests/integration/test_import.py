@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -196,11 +197,12 @@ async def test_subscriptions_need_known_buyers_and_factories(
 
 
 async def test_a_late_import_under_notified_events_is_flagged(
-    importer: Importer, services: Services, tmp_path: Path
+    importer: Importer, services: Services, tmp_path: Path, deliver: Any
 ) -> None:
     await services.add_factory(MANAGER, "VN-7", "Hue", "VN", "a@hue.example")
     await services.record_assessment(ASSESSOR, "VN-7", "2024-01-10", "CO-01,CO-02,OS-01,WT-01")
     await services.record_assessment(ASSESSOR, "VN-7", "2025-01-10", "CO-01,CO-02,OS-01,WT-01")
+    await deliver()
     body = "factory_id,assessed_on,nc_issues\nVN-7,2024-06-01,none\n"
     report = await importer.run("assessments", csv_file(tmp_path, "late.csv", body), MANAGER)
     assert (report.added, report.contradicted) == (1, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -181,10 +182,11 @@ async def test_assessors_may_not_amend(services: Services, factory: str) -> None
 
 
 async def test_a_late_assessment_rewrites_the_history_and_holds_new_notices(
-    services: Services, factory: str
+    services: Services, factory: str, deliver: Any
 ) -> None:
     await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
-    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)  # 2 of 3, notified
+    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    assert await deliver() > 0  # 2 of 3: the factory was told
     late = await services.record_assessment(ASSESSOR, factory, "2024-06-10", PASS)
     # the streak was broken in between: 2025-01-10 is now 1 of 3, not 2 of 3
     assert late.label == "At risk (1 of 3)"
@@ -199,14 +201,17 @@ async def test_a_late_assessment_rewrites_the_history_and_holds_new_notices(
     assert "history.changed" in actions
 
 
-async def test_amend_and_withdraw_reevaluate(services: Services, factory: str) -> None:
+async def test_amend_and_withdraw_reevaluate(
+    services: Services, factory: str, deliver: Any
+) -> None:
     await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
     await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    await deliver()
     amended = await services.amend_assessment(
         MANAGER, factory, "2025-01-10", "data entry error", nc_issues=PASS
     )
     assert amended.label == "Not at risk"
-    assert amended.contradicted  # the 2-of-3 warning was already due
+    assert amended.contradicted  # the factory had been told "2 of 3"
     withdrawn = await services.withdraw_assessment(
         MANAGER, factory, "2025-01-10", "duplicate visit"
     )

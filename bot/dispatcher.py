@@ -1,0 +1,359 @@
+"""Delivers what the outbox holds.
+
+Each round claims due notices of one channel (``UPDATE … RETURNING``; on PostgreSQL the rows are
+picked with ``FOR UPDATE SKIP LOCKED``, so any number of dispatchers claim each notice once;
+SQLite has one writer) under a lease, delivers them, and records each outcome — only if the
+claim is still its own. A lease that expires (the process was killed) is taken over by the next
+claim: a notice in flight at a crash may be delivered twice, with the same Message-ID.
+
+- transient failures (SMTP 4xx, a lost connection, Slack 5xx) retry with exponential backoff and
+  jitter — the first within a minute — until ``max_attempts``, then the notice is dead;
+- permanent failures (SMTP 5xx, every recipient refused) are dead at once; staff are alerted of
+  every dead notice;
+- when some recipients took a message and others refused it, only the others are retried;
+- Slack's 429 waits for ``Retry-After`` without counting an attempt;
+- a channel that cannot deliver at all (SMTP unreachable, bad credentials or TLS, a revoked Slack
+  token) is paused for everyone, with a growing pause, without counting attempts; staff are
+  alerted when a person must act, or when it stays down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from bot import mail, notices
+from bot.countries import Config
+from bot.render import render_slack
+from bot.services import Clock
+from bot.settings import Settings
+from bot.transports import ChannelDown, Outcome, Result, Transport
+from handlers import blocks
+from store import queries
+from store.db import Database
+from store.models import DeliveryChannel, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+CHANNELS = DeliveryChannel.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Policy:
+    batch: int = 50
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 10
+    first_retry: float = 30.0  # seconds; doubled each attempt
+    max_retry: float = 3600.0
+    first_pause: float = 15.0  # seconds a channel that is down is paused; doubled each time
+    max_pause: float = 300.0
+    #: alert staff when a channel has been down this many times in a row
+    alert_after_pauses: int = 4
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        config: Config,
+        transports: Sequence[Transport],
+        clock: Clock,
+        *,
+        policy: Policy = Policy(),
+        name: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.config = config
+        self.transports = {t.channel: t for t in transports}
+        self.clock = clock
+        self.policy = policy
+        self.name = (name or f"{socket.gethostname()}:{id(self):x}")[:100]
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # --- running ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Deliver now (called after a commit that wrote notices)."""
+        self._wake.set()
+
+    async def run(self, interval: float = 5.0) -> None:
+        """Deliver until ``stop``: everything due, then wait for a wake-up or ``interval``."""
+        while not self._stopping:
+            try:
+                while not self._stopping and await self.run_once():
+                    pass
+            except Exception:
+                log.exception("dispatcher round failed; trying again in %.0f s", interval)
+            if self._stopping:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self._stopping = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        for transport in self.transports.values():
+            await transport.close()
+
+    async def run_once(self) -> int:
+        """One round over every channel; returns how many notices were claimed."""
+        claimed = 0
+        for channel, transport in self.transports.items():
+            now = self.clock()
+            if await self._paused(channel, now):
+                continue
+            rows = await self._claim(channel, now)
+            if not rows:
+                continue
+            claimed += len(rows)
+            ready, broken = self._render(rows)
+            try:
+                results = await transport.send(ready) if ready else []
+            except ChannelDown as exc:
+                await self._pause(channel, exc, [row for row, _ in ready])
+                results = None
+            if results is not None:
+                await self._record([row for row, _ in ready], results, channel)
+            if broken:
+                await self._record(
+                    [row for row, _ in broken],
+                    [Result(Outcome.DEAD, error=e) for _, e in broken],
+                    channel,
+                )
+        return claimed
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    async def _claim(self, channel: str, now: datetime) -> list[OutboxMessage]:
+        due = or_(
+            and_(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now),
+            and_(OUTBOX.c.status == "sending", OUTBOX.c.lease_until < now),  # a lost claim
+        )
+        pick = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.channel == channel, due)
+            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
+            .limit(self.policy.batch)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(pick))
+            .values(
+                status="sending",
+                lease_until=now + self.policy.lease,
+                claimed_by=self.name,
+                attempts=OUTBOX.c.attempts + 1,
+            )
+            .returning(*OUTBOX.c)
+        )
+        async with self.db.transaction(write=True) as s:
+            found = (await s.exec(claim)).all()
+        rows = [OutboxMessage(**dict(r._mapping)) for r in found]
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id or 0))
+
+    def _render(
+        self, rows: list[OutboxMessage]
+    ) -> tuple[list[tuple[OutboxMessage, Any]], list[tuple[OutboxMessage, str]]]:
+        ready, broken = [], []
+        for row in rows:
+            try:
+                if row.channel == notices.EMAIL:
+                    ready.append((row, mail.build(row, self.settings)))
+                else:
+                    text = render_slack(f"slack/alerts/{row.kind}.txt", **row.payload)
+                    ready.append((row, blocks.message(text)))
+            except Exception as exc:
+                log.exception("cannot render notice %s (%s)", row.id, row.kind)
+                broken.append((row, f"cannot render the notice: {type(exc).__name__}: {exc}"))
+        return ready, broken
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    async def _record(self, rows: list[OutboxMessage], results: list[Result], channel: str) -> None:
+        now = self.clock()
+        dead: list[tuple[OutboxMessage, str]] = []
+        async with self.db.transaction(write=True) as s:
+            for row, result in zip(rows, results, strict=True):
+                values = self._outcome_values(row, result, now)
+                if values.get("status") == "dead":
+                    dead.append((row, values["last_error"]))
+                await s.exec(
+                    update(OUTBOX)
+                    .where(
+                        OUTBOX.c.id == row.id,
+                        OUTBOX.c.claimed_by == self.name,
+                        OUTBOX.c.status == "sending",
+                    )
+                    .values(**values)
+                )
+            if any(r.outcome == Outcome.SENT for r in results):
+                await s.exec(
+                    update(CHANNELS)
+                    .where(CHANNELS.c.name == channel)
+                    .values(paused_until=None, reason=None, failures=0, alerted=False)
+                )
+            for row, error in dead:
+                await self._alert_dead(s, row, error, now)
+
+    def _outcome_values(self, row: OutboxMessage, result: Result, now: datetime) -> dict[str, Any]:
+        released = {"lease_until": None, "claimed_by": None}
+        delivered = [*row.delivered_to, *result.accepted]
+        remaining = [a for a in row.addresses if a not in result.accepted]
+        match result.outcome:
+            case Outcome.SENT:
+                return {
+                    **released,
+                    "status": "sent",
+                    "sent_at": now,
+                    "last_error": None,
+                    "provider_reply": (result.reply or "")[:500],
+                    "delivered_to": [*row.delivered_to, *row.addresses],
+                }
+            case Outcome.WAIT:
+                return {
+                    **released,
+                    "status": "pending",
+                    "attempts": row.attempts - 1,
+                    "next_attempt_at": now + timedelta(seconds=result.retry_after or 30),
+                    "last_error": (result.error or "")[:1000],
+                }
+            case Outcome.RETRY if row.attempts < self.policy.max_attempts:
+                return {
+                    **released,
+                    "status": "pending",
+                    "next_attempt_at": now + self._backoff(row),
+                    "last_error": (result.error or "")[:1000],
+                    "addresses": remaining,
+                    "delivered_to": delivered,
+                }
+            case _:  # permanent, or out of attempts
+                why = result.error or "failed"
+                if result.outcome == Outcome.RETRY:
+                    why = f"gave up after {row.attempts} attempts: {why}"
+                return {
+                    **released,
+                    "status": "dead",
+                    "last_error": why[:1000],
+                    "addresses": remaining,
+                    "delivered_to": delivered,
+                }
+
+    def _backoff(self, row: OutboxMessage) -> timedelta:
+        base = min(self.policy.max_retry, self.policy.first_retry * 2 ** (row.attempts - 1))
+        return timedelta(seconds=base * self.rng.uniform(0.75, 1.25))
+
+    async def _alert_dead(self, s: Any, row: OutboxMessage, error: str, now: datetime) -> None:
+        log.error("notice %s (%s to %s) is dead: %s", row.id, row.kind, row.recipient_name, error)
+        if row.channel == notices.SLACK:
+            return  # an alert about a failed Slack alert would fail the same way; logged above
+        country = self._country(row)
+        factory = row.payload.get("factory")
+        alert = notices.staff_alert(
+            f"delivery_failed/{row.id}",
+            "delivery_failed",
+            country,
+            self.settings.staff_channel,
+            {
+                "notice": row.kind,
+                "recipient": row.recipient_name,
+                "factory": factory,
+                "error": error,
+                "attempts": row.attempts,
+            },
+            factory_id=row.factory_id,
+        )
+        if alert is not None:
+            await self._enqueue(s, alert, now)
+
+    # --- channels ---------------------------------------------------------------------------
+
+    async def _paused(self, channel: str, now: datetime) -> bool:
+        async with self.db.transaction() as s:
+            until = (
+                await s.exec(select(CHANNELS.c.paused_until).where(CHANNELS.c.name == channel))
+            ).scalar()
+        return until is not None and until > now
+
+    async def _pause(self, channel: str, exc: ChannelDown, rows: list[OutboxMessage]) -> None:
+        """Pause the channel for every dispatcher and give the claimed notices back."""
+        now = self.clock()
+        async with self.db.transaction(write=True) as s:
+            state = (await s.exec(select(CHANNELS).where(CHANNELS.c.name == channel))).first()
+            failures = (state.failures if state else 0) + 1
+            pause = min(self.policy.max_pause, self.policy.first_pause * 2 ** (failures - 1))
+            until = now + timedelta(seconds=pause * self.rng.uniform(0.9, 1.1))
+            alert = (exc.config or failures >= self.policy.alert_after_pauses) and not (
+                state and state.alerted
+            )
+            values = {
+                "paused_until": until,
+                "reason": exc.reason[:500],
+                "failures": failures,
+                "alerted": bool(alert or (state and state.alerted)),
+            }
+            if state is None:
+                s.add(DeliveryChannel(name=channel, **values))
+            else:
+                await s.exec(update(CHANNELS).where(CHANNELS.c.name == channel).values(**values))
+            for row in rows:
+                await s.exec(
+                    update(OUTBOX)
+                    .where(
+                        OUTBOX.c.id == row.id,
+                        OUTBOX.c.claimed_by == self.name,
+                        OUTBOX.c.status == "sending",
+                    )
+                    .values(
+                        status="pending",
+                        attempts=row.attempts - 1,
+                        lease_until=None,
+                        claimed_by=None,
+                        next_attempt_at=until,
+                        last_error=exc.reason[:1000],
+                    )
+                )
+            log.warning("%s channel paused until %s: %s", channel, until.isoformat(), exc.reason)
+            if alert and channel != notices.SLACK:
+                notice = notices.staff_alert(
+                    f"channel_paused/{channel}/{now.isoformat()}",
+                    "channel_paused",
+                    None,
+                    self.settings.staff_channel,
+                    {
+                        "channel": channel,
+                        "reason": exc.reason,
+                        "until": until.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M"),
+                    },
+                )
+                if notice is not None:
+                    await self._enqueue(s, notice, now)
+
+    def _country(self, row: OutboxMessage) -> Any:
+        code = (row.payload.get("country") or {}).get("code")
+        return self.config.countries.get(code) if code else None
+
+    async def _enqueue(self, s: Any, notice: notices.Notice, now: datetime) -> None:
+        if await queries.add_notices(
+            s, [notices.outbox_row(notice, now, self.settings.mail_domain)]
+        ):
+            self._wake.set()

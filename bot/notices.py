@@ -1,0 +1,251 @@
+"""Who is told what (SPEC §3): an event in, the notices it causes out — one per recipient
+organisation and channel, each with a unique idempotency key. Pure: the services write the rows
+in the same transaction as the event, the dispatcher delivers them.
+
+A buyer never sees another buyer's addresses or factories: every buyer gets its own message.
+Factories get their notice in their language (Vietnamese factories default to Vietnamese, with
+English below); buyers and the Inspectorate get English.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from bot.countries import Catalogue, Country
+
+FACTORY, BUYER, INSPECTORATE, STAFF = "factory", "buyer", "inspectorate", "staff"
+EMAIL, SLACK = "email", "slack"
+
+#: SPEC §3: who hears of each event
+RECIPIENTS: dict[str, frozenset[str]] = {
+    "at_risk_warning": frozenset({FACTORY, BUYER, STAFF}),
+    "process_stopped": frozenset({FACTORY, BUYER, STAFF}),
+    "pnc_designated": frozenset({FACTORY, BUYER, INSPECTORATE, STAFF}),
+    "readmission_applied": frozenset({FACTORY, STAFF}),
+    "readmission_approved": frozenset({FACTORY, BUYER, STAFF}),
+    "readmission_rejected": frozenset({FACTORY, BUYER, STAFF}),
+    "unannounced_scheduled": frozenset({STAFF}),
+}
+#: notice kinds that are urgent for staff
+URGENT = frozenset({"pnc_designated", "delivery_failed", "channel_paused"})
+
+
+@dataclass(frozen=True)
+class Party:
+    """A recipient organisation: a factory or a buyer."""
+
+    id: str
+    name: str
+    emails: tuple[str, ...]
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message to plan: the outbox row, without its times and status."""
+
+    key: str
+    kind: str
+    channel: str
+    recipient_type: str
+    recipient_id: str
+    recipient_name: str
+    addresses: tuple[str, ...]
+    language: str
+    factory_id: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def message_id(self, domain: str) -> str:
+        """The same for every retry of this notice: derived from its key."""
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:32]
+        return f"<pnc.{digest}@{domain}>"
+
+
+def issues(codes: Iterable[str], catalogue: Catalogue) -> list[dict[str, str]]:
+    """Codes with their names in both languages, for the templates."""
+    return [
+        {"code": c, "name": catalogue.name(c, "en"), "name_vi": catalogue.name(c, "vi")}
+        for c in codes
+    ]
+
+
+def event_context(
+    kind: str,
+    payload: dict[str, Any],
+    factory: Party,
+    country: Country,
+    cycle_end: date | None,
+) -> dict[str, Any]:
+    """What every notice of an event says: the factory, the assessment, the issues, k of n."""
+    context: dict[str, Any] = {
+        "event": kind,
+        "factory": {"id": factory.id, "name": factory.name},
+        "country": {"code": country.code, "name": country.name},
+        "cycle_end": cycle_end.isoformat() if cycle_end else None,
+        "threshold": payload.get("threshold", country.rules.threshold),
+        "consecutive": payload.get("consecutive", country.rules.consecutive),
+    }
+    for name in ("k", "assessed_on", "kind", "application_id", "visit_on", "note"):
+        if name in payload:
+            context[name] = payload[name]
+    if "nc_issues" in payload:
+        context["issues"] = issues(payload["nc_issues"], country.catalogue)
+    if "basis" in payload:
+        context["basis"] = [
+            {"assessed_on": b["assessed_on"], "issues": issues(b["nc_issues"], country.catalogue)}
+            for b in payload["basis"]
+        ]
+    return context
+
+
+def plan(
+    event_key: str,
+    kind: str,
+    payload: dict[str, Any],
+    factory: Party,
+    country: Country,
+    buyers: Sequence[Party],
+    cycle_end: date | None = None,
+) -> tuple[list[Notice], list[str]]:
+    """The notices an event causes, and the warnings to show staff (e.g. no Inspectorate
+    address configured, a recipient without an email address)."""
+    who = RECIPIENTS.get(kind, frozenset())
+    context = event_context(kind, payload, factory, country, cycle_end)
+    notices: list[Notice] = []
+    warnings: list[str] = []
+    if FACTORY in who:
+        if factory.emails:
+            language = factory.language or country.language
+            notices.append(
+                Notice(
+                    f"{event_key}/email/factory",
+                    kind,
+                    EMAIL,
+                    FACTORY,
+                    factory.id,
+                    factory.name,
+                    factory.emails,
+                    language,
+                    factory.id,
+                    {**context, "recipient": FACTORY},
+                )
+            )
+        else:
+            warnings.append(f"factory {factory.id} has no email address")
+    if BUYER in who:
+        for buyer in buyers:
+            if not buyer.emails:
+                warnings.append(f"buyer {buyer.id} has no email address")
+                continue
+            notices.append(
+                Notice(
+                    f"{event_key}/email/buyer/{buyer.id}",
+                    kind,
+                    EMAIL,
+                    BUYER,
+                    buyer.id,
+                    buyer.name,
+                    buyer.emails,
+                    "en",
+                    factory.id,
+                    {**context, "recipient": BUYER, "buyer": {"id": buyer.id, "name": buyer.name}},
+                )
+            )
+    if INSPECTORATE in who:
+        if country.inspectorate_emails:
+            notices.append(
+                Notice(
+                    f"{event_key}/email/inspectorate",
+                    "inspectorate_referral",
+                    EMAIL,
+                    INSPECTORATE,
+                    country.code,
+                    f"Labour Inspectorate ({country.name})",
+                    country.inspectorate_emails,
+                    "en",
+                    factory.id,
+                    {**context, "recipient": INSPECTORATE},
+                )
+            )
+        else:
+            warnings.append(
+                f"no Labour Inspectorate address is configured for {country.name}: the referral "
+                "was not sent (set inspectorate_emails, or PNC_INSPECTORATE_EMAIL for Viet Nam)"
+            )
+    if STAFF in who and country.staff_channel:
+        notices.append(
+            Notice(
+                f"{event_key}/slack/staff",
+                kind,
+                SLACK,
+                STAFF,
+                country.code,
+                "staff",
+                (country.staff_channel,),
+                "en",
+                factory.id,
+                {
+                    **context,
+                    "recipient": STAFF,
+                    "urgent": kind in URGENT,
+                    "buyers": [b.name for b in buyers],
+                    "warnings": warnings,
+                },
+            )
+        )
+    return notices, warnings
+
+
+def staff_alert(
+    key: str,
+    kind: str,
+    country: Country | None,
+    channel: str | None,
+    context: dict[str, Any],
+    factory_id: str | None = None,
+) -> Notice | None:
+    """A message for the staff channel only (history changed, a notice that failed, …)."""
+    target = (country.staff_channel if country else None) or channel
+    if not target:
+        return None
+    return Notice(
+        key,
+        kind,
+        SLACK,
+        STAFF,
+        country.code if country else "-",
+        "staff",
+        (target,),
+        "en",
+        factory_id,
+        {"event": kind, "urgent": kind in URGENT, "recipient": STAFF, **context},
+    )
+
+
+def outbox_row(
+    notice: Notice, now: datetime, domain: str, event_id: int | None = None
+) -> dict[str, Any]:
+    """The outbox row of a notice, due now."""
+    return {
+        "key": notice.key,
+        "kind": notice.kind,
+        "channel": notice.channel,
+        "recipient_type": notice.recipient_type,
+        "recipient_id": notice.recipient_id,
+        "recipient_name": notice.recipient_name[:200],
+        "addresses": list(notice.addresses),
+        "delivered_to": [],
+        "language": notice.language,
+        "factory_id": notice.factory_id,
+        "event_id": event_id,
+        "payload": notice.payload,
+        "message_id": notice.message_id(domain),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }

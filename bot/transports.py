@@ -1,0 +1,345 @@
+"""How notices leave: SMTP (aiosmtplib), ``.eml`` files (the embedded default) and Slack.
+
+A transport delivers a batch and says, per message, what happened (``Result``). When the whole
+channel cannot deliver — the SMTP server is unreachable, the credentials or TLS settings are
+wrong, the Slack token is revoked — it raises ``ChannelDown`` instead, and the dispatcher pauses
+the channel without counting an attempt against any message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosmtplib
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import ConfigError
+from store.models import OutboxMessage
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    #: try again later (backoff); counts as an attempt
+    RETRY = "retry"
+    #: will never succeed: dead letter
+    DEAD = "dead"
+    #: asked to wait (Slack 429): try again after ``retry_after``, not counted as an attempt
+    WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reply: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    #: addresses that accepted the message when others refused it
+    accepted: tuple[str, ...] = ()
+
+
+class ChannelDown(Exception):
+    """The channel cannot deliver anything now; ``config`` when a person must fix settings."""
+
+    def __init__(self, reason: str, *, config: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.config = config
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]: ...
+
+    async def close(self) -> None: ...
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+class FileTransport:
+    """Writes each email as ``<message id>.eml`` (and its HTML part alongside) in a folder."""
+
+    channel = "email"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+        return await asyncio.to_thread(self._write_all, batch)
+
+    def _write_all(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ChannelDown(
+                f"cannot write to {self.folder}: {exc.strerror}", config=True
+            ) from exc
+        results = []
+        for row, message in batch:
+            stem = self.folder / _file_stem(row)
+            try:
+                stem.with_suffix(".eml").write_bytes(message.as_bytes(policy=SMTP_POLICY))
+                html = message.get_body(preferencelist=("html",))
+                if html is not None:
+                    stem.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+            except OSError as exc:
+                results.append(Result(Outcome.RETRY, error=f"cannot write {stem}: {exc.strerror}"))
+                continue
+            results.append(Result(Outcome.SENT, reply=f"file:{stem.with_suffix('.eml')}"))
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def _file_stem(row: OutboxMessage) -> str:
+    """A readable, stable file name: the same notice always lands in the same file."""
+    who = re.sub(
+        r"[^A-Za-z0-9._-]+",
+        "-",
+        f"{row.factory_id or 'pnc'}-{row.kind}-{row.recipient_type}-{row.recipient_id}",
+    )
+    digest = re.sub(r"[^A-Za-z0-9]", "", row.message_id)[3:15]
+    return f"{who}-{digest}"
+
+
+# --- SMTP --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    hostname: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    start_tls: bool | None
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://…`` (PNC_SMTP_URL)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                "PNC_SMTP_URL must look like smtp://[user:pass@]host:port[?starttls=true] or "
+                "smtps://…",
+                "Unset it to write emails to files instead.",
+            )
+        query = urllib.parse.parse_qs(parts.query)
+        starttls = (query.get("starttls") or [""])[0].lower()
+        try:
+            timeout = float((query.get("timeout") or ["30"])[0])
+            port = parts.port
+        except ValueError:
+            raise ConfigError("PNC_SMTP_URL has a port or timeout that is not a number.") from None
+        use_tls = parts.scheme == "smtps"
+        return cls(
+            hostname=parts.hostname,
+            port=port or (465 if use_tls else 25),
+            username=urllib.parse.unquote(parts.username) if parts.username else None,
+            password=urllib.parse.unquote(parts.password) if parts.password else None,
+            use_tls=use_tls,
+            start_tls=True
+            if starttls in ("true", "1", "yes")
+            else (False if starttls in ("false", "0", "no") else None),
+            timeout=timeout,
+        )
+
+
+class SmtpTransport:
+    """Sends over a small pool of reused SMTP connections (one transaction at a time each)."""
+
+    channel = "email"
+
+    def __init__(self, settings: SmtpSettings, *, connections: int = 2) -> None:
+        self.settings = settings
+        self._clients: list[aiosmtplib.SMTP | None] = [None] * max(1, connections)
+
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+        lanes = [list(range(i, len(batch), len(self._clients))) for i in range(len(self._clients))]
+        results: list[Result | None] = [None] * len(batch)
+
+        async def lane(number: int, indexes: list[int]) -> None:
+            for i in indexes:
+                row, message = batch[i]
+                results[i] = await self._send_one(number, row, message)
+
+        await asyncio.gather(*(lane(n, ix) for n, ix in enumerate(lanes) if ix))
+        return [r for r in results if r is not None]
+
+    async def _client(self, number: int) -> aiosmtplib.SMTP:
+        client = self._clients[number]
+        if client is not None and client.is_connected:
+            return client
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.hostname,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.use_tls,
+            start_tls=s.start_tls,
+            timeout=s.timeout,
+        )
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise ChannelDown(f"SMTP login refused: {exc.code} {exc.message}", config=True) from exc
+        except (ssl.SSLError, aiosmtplib.SMTPNotSupported) as exc:
+            raise ChannelDown(f"SMTP TLS failed: {exc}", config=True) from exc
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            raise ChannelDown(f"SMTP server unreachable: {_brief(exc)}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise ChannelDown(f"SMTP server refused the session: {exc.code} {exc.message}") from exc
+        self._clients[number] = client
+        return client
+
+    async def _send_one(self, number: int, row: OutboxMessage, message: EmailMessage) -> Result:
+        for attempt in (1, 2):  # a connection the server closed while idle is reopened once
+            client = await self._client(number)
+            try:
+                refused, reply = await client.send_message(
+                    message, sender=_envelope_sender(message), recipients=list(row.addresses)
+                )
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                self._clients[number] = None
+                if attempt == 1:
+                    continue
+                return Result(Outcome.RETRY, error=f"connection lost: {_brief(exc)}")
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+                permanent = all(500 <= c < 600 for c in codes)
+                return Result(Outcome.DEAD if permanent else Outcome.RETRY, error=text)
+            except aiosmtplib.SMTPTimeoutError as exc:
+                # the outcome is unknown (e.g. after the final "."): retrying may duplicate the
+                # message, but its Message-ID is the same, so receivers can tell
+                self._clients[number] = None
+                return Result(Outcome.RETRY, error=f"timed out: {_brief(exc)}")
+            except aiosmtplib.SMTPResponseException as exc:
+                outcome = Outcome.DEAD if 500 <= exc.code < 600 else Outcome.RETRY
+                await _reset(client)
+                return Result(outcome, error=f"{exc.code} {exc.message}")
+            except aiosmtplib.SMTPException as exc:
+                self._clients[number] = None
+                return Result(Outcome.RETRY, error=_brief(exc))
+            if refused:  # some recipients took it, others did not
+                accepted = tuple(a for a in row.addresses if a not in refused)
+                text = "; ".join(f"{a}: {r.code} {r.message}" for a, r in refused.items())
+                permanent = all(500 <= r.code < 600 for r in refused.values())
+                return Result(
+                    Outcome.DEAD if permanent else Outcome.RETRY,
+                    reply=reply,
+                    error=text,
+                    accepted=accepted,
+                )
+            return Result(Outcome.SENT, reply=reply)
+        return Result(Outcome.RETRY, error="connection lost")  # pragma: no cover
+
+    async def close(self) -> None:
+        for i, client in enumerate(self._clients):
+            if client is not None and client.is_connected:
+                try:
+                    await asyncio.wait_for(client.quit(), 5)
+                except Exception:
+                    client.close()
+            self._clients[i] = None
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    """After a refused transaction, RSET so the connection can carry the next one."""
+    try:
+        await client.rset()
+    except Exception:
+        client.close()
+
+
+def _envelope_sender(message: EmailMessage) -> str:
+    return str(message["From"].addresses[0].addr_spec) if message["From"] else ""
+
+
+def _brief(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:300]
+
+
+# --- Slack -------------------------------------------------------------------------------------
+
+
+#: Slack errors that no retry will fix for this message
+_SLACK_PERMANENT = {
+    "channel_not_found",
+    "is_archived",
+    "msg_too_long",
+    "no_text",
+    "invalid_blocks",
+    "too_many_attachments",
+    "restricted_action",
+    "cannot_reply_to_message",
+}
+#: Slack errors a person must fix (the token or the app's access): pause the channel
+_SLACK_CONFIG = {
+    "not_authed",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "not_in_channel",
+    "org_login_required",
+    "team_access_not_granted",
+}
+
+
+class SlackTransport:
+    """Posts staff alerts with ``chat.postMessage``; the message ``ts`` is the provider's reply."""
+
+    channel = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+        results = []
+        for row, message in batch:
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=row.addresses[0],
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError as exc:
+                status = exc.response.status_code
+                error = str(exc.response.get("error", "")) if exc.response.data else ""
+                if status == 429 or error == "ratelimited":
+                    wait = float(exc.response.headers.get("Retry-After", "30") or 30)
+                    results.append(Result(Outcome.WAIT, error="rate limited", retry_after=wait))
+                elif error in _SLACK_CONFIG:
+                    raise ChannelDown(f"Slack refused: {error}", config=True) from exc
+                elif error in _SLACK_PERMANENT:
+                    results.append(Result(Outcome.DEAD, error=f"Slack: {error}"))
+                else:
+                    results.append(Result(Outcome.RETRY, error=f"Slack: {status} {error}".strip()))
+                continue
+            except (TimeoutError, OSError) as exc:
+                raise ChannelDown(f"Slack unreachable: {_brief(exc)}") from exc
+            results.append(Result(Outcome.SENT, reply=f"ts:{response.get('ts')}"))
+        return results
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,346 @@
+"""Notices end to end below Slack: the outbox written with the assessment, the dispatcher, a real
+SMTP server (aiosmtpd on loopback) and the fake Slack Web API — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import func, select
+
+from bot.dispatcher import Dispatcher, Policy
+from bot.services import Services
+from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTransport, Transport
+from store.models import OutboxMessage
+from tests.conftest import ASSESSOR, MANAGER, FrozenClock
+from tests.fakes import FakeSlack, SmtpServer
+
+FAIL4 = "CO-01,CO-02,OS-01,WT-01"
+PASS = "OS-02"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def registry(services: Services) -> None:
+    """A Vietnamese factory, two subscribing buyers (one with two addresses), one bystander."""
+    await services.add_factory(
+        MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi", "2027-06-30"
+    )
+    await services.add_buyer(MANAGER, "B-A", "Acme", "a1@acme.example;a2@acme.example")
+    await services.add_buyer(MANAGER, "B-N", "Nordic", "csr@nordic.example")
+    await services.add_buyer(MANAGER, "B-X", "Bystander", "x@bystander.example")
+    for buyer in ("B-A", "B-N"):
+        await services.subscribe(MANAGER, buyer, "VN-1")
+
+
+def dispatcher(
+    services: Services, clock: FrozenClock, *transports: Transport, name: str = "d1"
+) -> Dispatcher:
+    return Dispatcher(
+        services.db,
+        services.settings,
+        services.config,
+        list(transports),
+        clock,
+        name=name,
+        rng=random.Random(7),
+    )
+
+
+def smtp_transport(smtp: SmtpServer) -> SmtpTransport:
+    return SmtpTransport(SmtpSettings.from_url(smtp.url))
+
+
+def slack_transport(slack: FakeSlack) -> SlackTransport:
+    return SlackTransport(AsyncWebClient(token="xoxb-t", base_url=f"{slack.url}/api/"))
+
+
+async def drain(d: Dispatcher) -> int:
+    total = 0
+    while claimed := await d.run_once():
+        total += claimed
+    return total
+
+
+async def outbox(services: Services) -> list[OutboxMessage]:
+    async with services.db.transaction() as s:
+        return list((await s.exec(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+
+
+async def test_a_warning_reaches_each_organisation_separately(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    rows = await outbox(services)
+    assert sorted((r.channel, r.recipient_type, r.recipient_id) for r in rows) == [
+        ("email", "buyer", "B-A"),
+        ("email", "buyer", "B-N"),
+        ("email", "factory", "VN-1"),
+        ("slack", "staff", "VN"),
+    ]
+    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    assert await drain(d) == 4
+    await d.close()
+    by_recipients = {tuple(sorted(m.recipients)): m.message for m in smtp.received}
+    assert set(by_recipients) == {
+        ("hr@stitch.example",),
+        ("a1@acme.example", "a2@acme.example"),
+        ("csr@nordic.example",),
+    }
+    for recipients, message in by_recipients.items():
+        to = {a.addr_spec for a in message["To"].addresses}
+        assert to == set(recipients)  # no message carries two organisations
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert message["PNC-Notice"] == "at_risk_warning"
+        assert message["PNC-Factory"] == "VN-1"
+        assert message.get_content_type() == "multipart/alternative"
+        assert {p.get_content_type() for p in message.iter_parts()} == {"text/plain", "text/html"}
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        assert "CO-01" in text and "1 of 3" in text
+        if recipients != ("hr@stitch.example",):
+            assert "Acme" not in text or recipients[0].endswith("acme.example")
+            assert "Nordic" not in text or recipients[0].endswith("nordic.example")
+    factory_text = by_recipients[("hr@stitch.example",)].get_body(("plain",)).get_content()
+    assert factory_text.index("English") > 0  # Vietnamese first, English below
+    sent = {r.recipient_id: r for r in await outbox(services)}
+    assert all(r.status == "sent" for r in sent.values())
+    assert {r.message_id for r in sent.values() if r.channel == "email"} == {
+        str(m["Message-ID"]) for m in by_recipients.values()
+    }
+    post = slack.calls_to("chat.postMessage")[0]
+    assert post.body["channel"] == "C0STAFF" and "VN-1" in post.body["text"]
+    assert sent["VN"].provider_reply.startswith("ts:")
+
+
+async def test_a_designation_refers_the_factory_to_the_inspectorate(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    for day in ("2024-01-10", "2025-01-10", "2026-01-10"):
+        await services.record_assessment(ASSESSOR, "VN-1", day, FAIL4)
+    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+    referral = [m for m in smtp.received if m.recipients == ["inspection@molisa.example"]]
+    assert len(referral) == 1
+    text = referral[0].message.get_body(("plain",)).get_content()
+    assert referral[0].message["PNC-Notice"] == "inspectorate_referral"
+    for day in ("2024-01-10", "2025-01-10", "2026-01-10"):
+        assert day in text
+    kinds = Counter(str(m.message["PNC-Notice"]) for m in smtp.received)
+    assert kinds == {"at_risk_warning": 6, "pnc_designated": 3, "inspectorate_referral": 1}
+
+
+async def test_a_temporary_refusal_is_retried_with_backoff(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    smtp.data_replies.append("451 4.3.0 try again later")
+    d = dispatcher(services, clock, smtp_transport(smtp))
+    await drain(d)
+    retrying = [r for r in await outbox(services) if r.status == "pending" and r.channel == "email"]
+    assert len(retrying) == 1 and retrying[0].attempts == 1
+    assert "451" in (retrying[0].last_error or "")
+    wait = retrying[0].next_attempt_at - clock.now
+    assert timedelta(seconds=20) <= wait <= timedelta(seconds=60)  # first retry within a minute
+    assert await drain(d) == 0  # not yet due
+    clock.advance(seconds=61)
+    assert await drain(d) == 1
+    assert len(smtp.received) == 3
+    assert len({m.message_id for m in smtp.received}) == 3
+
+
+async def test_a_permanent_refusal_is_dead_lettered_and_reported(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+) -> None:
+    smtp.refuse["csr@nordic.example"] = "550 5.1.1 no such user"
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await drain(dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack)))
+    rows = {(r.kind, r.recipient_id): r for r in await outbox(services)}
+    dead = rows[("at_risk_warning", "B-N")]
+    assert dead.status == "dead" and "550" in (dead.last_error or "")
+    alert = rows[("delivery_failed", "VN")]
+    assert alert.status == "sent"
+    posted = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
+    assert any("Nordic" in text and "550" in text for text in posted)
+    view = await services.outbox()
+    assert [n.id for n in view.dead] == [dead.id]
+
+
+async def test_a_partial_refusal_retries_only_the_refused_address(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    smtp.refuse["a2@acme.example"] = "452 4.2.2 mailbox full"
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, smtp_transport(smtp))
+    await drain(d)
+    acme = next(r for r in await outbox(services) if r.recipient_id == "B-A")
+    assert (acme.status, acme.addresses, acme.delivered_to) == (
+        "pending",
+        ["a2@acme.example"],
+        ["a1@acme.example"],
+    )
+    del smtp.refuse["a2@acme.example"]
+    clock.advance(minutes=2)
+    await drain(d)
+    to_acme = [m for m in smtp.received if any("acme" in r for r in m.recipients)]
+    assert [m.recipients for m in to_acme] == [["a1@acme.example"], ["a2@acme.example"]]
+    assert to_acme[0].message_id == to_acme[1].message_id  # the same notice
+    acme = next(r for r in await outbox(services) if r.recipient_id == "B-A")
+    assert acme.status == "sent"
+    assert sorted(acme.delivered_to) == ["a1@acme.example", "a2@acme.example"]
+
+
+async def test_nothing_is_lost_while_smtp_is_down(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-02-10", PASS)
+    d = dispatcher(services, clock, smtp_transport(smtp))
+    for _ in range(6):  # down for a while: the channel pauses, attempts are not spent
+        clock.advance(minutes=5)
+        await drain(d)
+    rows = await outbox(services)
+    assert {r.status for r in rows if r.channel == "email"} == {"pending"}
+    assert all(r.attempts == 0 for r in rows)
+    assert [p.name for p in (await services.outbox()).paused] == ["email"]
+    smtp.start()
+    clock.advance(minutes=10)
+    await drain(d)
+    await d.close()
+    ids = Counter(m.message_id for m in smtp.received)
+    assert len(ids) == 6 and set(ids.values()) == {1}  # every notice once
+    assert {r.status for r in await outbox(services) if r.channel == "email"} == {"sent"}
+
+
+async def test_wrong_smtp_credentials_pause_the_channel_and_alert_staff(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    server = SmtpServer(password="right")
+    server.start()
+    try:
+        wrong = SmtpSettings.from_url(server.url.replace(":right@", ":wrong@"))
+        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(services, clock, SmtpTransport(wrong), slack_transport(slack)))
+        rows = await outbox(services)
+        assert all(r.attempts == 0 for r in rows if r.channel == "email")
+        posted = " ".join(c.body["text"] for c in slack.calls_to("chat.postMessage"))
+        assert "login refused" in posted
+        assert server.received == []
+    finally:
+        server.stop()
+
+
+async def test_a_dispatcher_killed_before_sending_loses_nothing(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    crashed = dispatcher(services, clock, smtp_transport(smtp), name="crashed")
+    claimed = await crashed._claim("email", clock.now)  # claimed, then the process died
+    assert len(claimed) == 3
+    survivor = dispatcher(services, clock, smtp_transport(smtp), name="survivor")
+    assert await drain(survivor) == 0  # leases still held
+    clock.advance(minutes=3)  # the leases expire
+    assert await drain(survivor) == 3
+    assert Counter(m.message_id for m in smtp.received).most_common(1)[0][1] == 1
+    assert len(smtp.received) == 3
+
+
+async def test_a_dispatcher_killed_after_sending_duplicates_with_the_same_message_id(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    crashed = dispatcher(services, clock, smtp_transport(smtp), name="crashed")
+    rows = await crashed._claim("email", clock.now)
+    ready, _ = crashed._render(rows)
+    await crashed.transports["email"].send(ready[:1])  # one went out, then the process died
+    clock.advance(minutes=3)
+    await drain(dispatcher(services, clock, smtp_transport(smtp), name="survivor"))
+    counts = Counter(m.message_id for m in smtp.received)
+    assert sorted(counts.values()) == [1, 1, 2]  # only the message in flight, and the same id
+
+
+async def test_slack_rate_limiting_waits_for_retry_after(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    slack.fail("chat.postMessage", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"})
+    d = dispatcher(services, clock, slack_transport(slack))
+    await drain(d)
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert (staff.status, staff.attempts) == ("pending", 0)
+    assert staff.next_attempt_at - clock.now == timedelta(seconds=7)
+    clock.advance(seconds=8)
+    await drain(d)
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert staff.status == "sent" and staff.provider_reply.startswith("ts:")
+
+
+async def test_two_dispatchers_racing_claim_each_notice_once(
+    services: Services, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    await services.add_buyer(MANAGER, "B-A", "Acme", "a@acme.example")
+    for n in range(40):
+        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
+        await services.subscribe(MANAGER, "B-A", f"VN-{n}")
+        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+    first = dispatcher(services, clock, smtp_transport(smtp), name="one")
+    second = dispatcher(services, clock, smtp_transport(smtp), name="two")
+    first.policy = second.policy = Policy(batch=7)
+    await asyncio.gather(drain(first), drain(second))
+    counts = Counter(m.message_id for m in smtp.received)
+    assert len(counts) == 80 and set(counts.values()) == {1}
+    async with services.db.transaction() as s:
+        by = dict(
+            (
+                await s.exec(
+                    select(OutboxMessage.claimed_by, func.count()).group_by(
+                        OutboxMessage.claimed_by
+                    )
+                )
+            ).all()
+        )
+    assert by == {None: 80 + 40}  # all released; 40 staff alerts had no Slack transport here
+
+
+async def test_a_mistake_corrected_before_sending_is_never_sent(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert outcome.contradicted == ()  # nobody had been told yet
+    assert {r.status for r in await outbox(services)} == {"cancelled"}
+    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+    assert smtp.received == []
+
+
+async def test_emails_go_to_files_when_no_smtp_is_configured(
+    services: Services, clock: FrozenClock, registry: None, tmp_path: Path
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, FileTransport(tmp_path / "outbox"))
+    await drain(d)
+    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(emls) == 3 and len(list((tmp_path / "outbox").glob("*.html"))) == 3
+    assert all(
+        r.provider_reply.startswith("file:") for r in await outbox(services) if r.channel == "email"
+    )
