@@ -1,6 +1,6 @@
 """``pnc-bot serve``: Slack over HTTP (``POST /slack/events``, signatures verified by Bolt) or
 over Socket Mode, plus ``GET /healthz``; the schema is migrated on start and SIGTERM drains the
-work in flight before the process exits."""
+work in flight — replies, then deliveries — before the process exits."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from bot import __version__
 from bot.bootstrap import Bot, bootstrap, build_dispatcher
+from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
@@ -56,13 +57,22 @@ def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, 
 class Server:
     """The bot's HTTP server around a Bolt app (and a Socket Mode connection when asked)."""
 
-    def __init__(self, bot: Bot, slack: AsyncApp, *, app_token: str | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        slack: AsyncApp,
+        *,
+        app_token: str | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.bot = bot
         self.slack = slack
         self.app_token = app_token
+        self.dispatcher = dispatcher
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._delivering: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
@@ -78,6 +88,8 @@ class Server:
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.slack, self.app_token)
             await self._socket.connect_async()
+        if self.dispatcher is not None:
+            self._delivering = asyncio.create_task(self.dispatcher.run(), name="outbox")
         log.info(
             "pnc-bot %s listening on %s:%s%s",
             __version__,
@@ -95,6 +107,11 @@ class Server:
             await self._runner.cleanup()  # stops accepting, lets requests being served finish
         if still := await settle(DRAIN_SECONDS):
             log.warning("stopping with %d replies still being worked on", still)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()  # it finishes the batch in hand: no delivery is cut off
+            if self._delivering is not None:
+                await self._delivering
+            await self.dispatcher.close()
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         response = await self.slack.async_dispatch(await to_bolt_request(request))
@@ -124,9 +141,12 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         api_url=settings.slack_api_url,
         http=http,
     )
-    server = Server(bot, slack, app_token=app_token if socket_mode else None)
-    dispatcher = build_dispatcher(bot, slack.client)
-    delivering = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+    server = Server(
+        bot,
+        slack,
+        app_token=app_token if socket_mode else None,
+        dispatcher=build_dispatcher(bot, slack.client),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,8 +157,5 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         log.info("stopping")
     finally:
         await server.stop()
-        dispatcher.stop()  # the batch in hand is finished before run() returns
-        await delivering
-        await dispatcher.close()
         await http.close()
         await bot.aclose()

@@ -407,3 +407,65 @@ async def test_commands_are_acknowledged_well_within_three_seconds(
 ) -> None:
     seconds = [(await client.command("status VN-1001", VIEWER)).ack_seconds for _ in range(20)]
     assert max(seconds) < 1.0, seconds
+
+
+# --- notices ---------------------------------------------------------------------------------
+
+
+async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
+    db: Any, settings: Any, services: Services, slack: FakeSlack, http: Any, people: None
+) -> None:
+    """SPEC §3's table, through the running server: the factory (in Vietnamese, with English
+    below), each subscribing buyer separately, the Inspectorate on a designation, and staff."""
+    from bot.bootstrap import Bot, build_dispatcher
+    from bot.server import Server
+    from bot.slack_app import build_slack_app
+    from bot.transports import SmtpSettings, SmtpTransport
+    from tests.e2e.conftest import SIGNING_SECRET
+    from tests.fakes import SmtpServer
+
+    smtp = SmtpServer()
+    smtp.start()
+    app = build_slack_app(
+        services,
+        token="xoxb-t",
+        signing_secret=SIGNING_SECRET,
+        api_url=f"{slack.url}/api/",
+        http=http,
+    )
+    bot = Bot(settings, services.config, db, services, Importer(services))
+    email = SmtpTransport(SmtpSettings.from_url(smtp.url))
+    server = Server(bot, app, dispatcher=build_dispatcher(bot, app.client, email=email))
+    await server.start("127.0.0.1", 0)
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            client = SlackClient(f"http://127.0.0.1:{server.port}", slack, session)
+            started = time.monotonic()
+            reply = await client.command(f"assess VN-1002 2026-11-02 {FAIL4}", ASSESSOR)
+            assert "At risk (2 of 3)" in reply.text
+            await slack.wait(lambda: len(smtp.received) >= 2 and slack.calls_to("chat.postMessage"))
+            elapsed = time.monotonic() - started
+            reply = await client.command(f"assess VN-1002 2026-11-20 {FAIL4}", ASSESSOR)
+            assert "Persistently non-compliant" in reply.text
+            await slack.wait(lambda: len(smtp.received) >= 5)
+    finally:
+        await server.stop()
+        smtp.stop()
+    assert elapsed < 5
+    notices = [(str(m.message["PNC-Notice"]), tuple(m.recipients)) for m in smtp.received]
+    assert sorted(notices) == sorted(
+        [
+            ("at_risk_warning", ("admin@hanoiknit.example",)),
+            ("at_risk_warning", ("sourcing@acme.example",)),
+            ("pnc_designated", ("admin@hanoiknit.example",)),
+            ("pnc_designated", ("sourcing@acme.example",)),
+            ("inspectorate_referral", ("inspection@molisa.example",)),
+        ]
+    )
+    factory = next(m.message for m in smtp.received if m.recipients == ["admin@hanoiknit.example"])
+    text = factory.get_body(("plain",)).get_content()
+    assert text.index("Kính gửi") < text.index("English")  # VN-1002 speaks Vietnamese
+    staff = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
+    assert any("Urgent" in t and "VN-1002" in t for t in staff)
