@@ -127,10 +127,13 @@ class SmtpSettings:
     use_tls: bool
     start_tls: bool | None
     timeout: float
+    #: CA certificates to trust (a relay with a private CA); None: the system's
+    cafile: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SmtpSettings:
-        """``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://…`` (PNC_SMTP_URL)."""
+        """``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://…`` (PNC_SMTP_URL);
+        optional ``timeout=<seconds>`` and ``cafile=<path>`` (CA certificates to trust)."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ConfigError(
@@ -156,6 +159,7 @@ class SmtpSettings:
             if starttls in ("true", "1", "yes")
             else (False if starttls in ("false", "0", "no") else None),
             timeout=timeout,
+            cafile=(query.get("cafile") or [None])[0],
         )
 
 
@@ -193,6 +197,7 @@ class SmtpTransport:
             use_tls=s.use_tls,
             start_tls=s.start_tls,
             timeout=s.timeout,
+            cert_bundle=s.cafile,
         )
         try:
             await client.connect()
@@ -201,6 +206,8 @@ class SmtpTransport:
         except (ssl.SSLError, aiosmtplib.SMTPNotSupported) as exc:
             raise ChannelDown(f"SMTP TLS failed: {exc}", config=True) from exc
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            if _tls_failure(exc):  # e.g. SMTPS to a relay whose certificate is not trusted
+                raise ChannelDown(f"SMTP TLS failed: {_brief(exc)}", config=True) from exc
             raise ChannelDown(f"SMTP server unreachable: {_brief(exc)}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise ChannelDown(f"SMTP server refused the session: {exc.code} {exc.message}") from exc
@@ -265,6 +272,15 @@ async def _reset(client: aiosmtplib.SMTP) -> None:
         await client.rset()
     except Exception:
         client.close()
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _envelope_sender(message: EmailMessage) -> str:

@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -149,6 +150,9 @@ class SmtpServer:
 
     port: int = field(default_factory=free_port)
     password: str | None = None
+    #: (certificate, key) files: offer STARTTLS, or with ``implicit_tls`` speak SMTPS
+    tls: tuple[str, str] | None = None
+    implicit_tls: bool = False
     refuse: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
@@ -162,6 +166,10 @@ class SmtpServer:
                 "auth_require_tls": False,
                 "auth_required": True,
             }
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            options["ssl_context" if self.implicit_tls else "tls_context"] = context
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
@@ -173,7 +181,8 @@ class SmtpServer:
     @property
     def url(self) -> str:
         auth = f"pnc:{self.password}@" if self.password is not None else ""
-        return f"smtp://{auth}127.0.0.1:{self.port}?timeout=5"
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}?timeout=5"
 
     def _authenticate(
         self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any

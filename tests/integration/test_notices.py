@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -344,3 +345,82 @@ async def test_emails_go_to_files_when_no_smtp_is_configured(
     assert all(
         r.provider_reply.startswith("file:") for r in await outbox(services) if r.channel == "email"
     )
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (the relay's, in TLS tests)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "smtps"])
+async def test_tls_to_the_relay(
+    services: Services,
+    clock: FrozenClock,
+    registry: None,
+    certificate: tuple[str, str],
+    implicit: bool,
+) -> None:
+    server = SmtpServer(password="s3cret", tls=certificate, implicit_tls=implicit)
+    server.start()
+    try:
+        url = server.url + ("&starttls=true" if not implicit else "") + f"&cafile={certificate[0]}"
+        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(url))))
+        assert len(server.received) == 3
+    finally:
+        server.stop()
+
+
+async def test_an_untrusted_certificate_pauses_the_channel(
+    services: Services, clock: FrozenClock, registry: None, certificate: tuple[str, str]
+) -> None:
+    server = SmtpServer(tls=certificate)
+    server.start()
+    try:
+        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        transport = SmtpTransport(SmtpSettings.from_url(server.url + "&starttls=true"))
+        await drain(dispatcher(services, clock, transport))
+        view = await services.outbox()
+        assert view.paused and "TLS" in (view.paused[0].reason or "")
+        assert all(r.attempts == 0 for r in await outbox(services))
+        assert server.received == []
+    finally:
+        server.stop()
+
+
+async def test_smtps_to_an_untrusted_certificate_is_a_configuration_fault(
+    services: Services, clock: FrozenClock, registry: None, certificate: tuple[str, str]
+) -> None:
+    server = SmtpServer(tls=certificate, implicit_tls=True)
+    server.start()
+    try:
+        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(server.url))))
+        assert "TLS failed" in ((await services.outbox()).paused[0].reason or "")
+    finally:
+        server.stop()
