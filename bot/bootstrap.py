@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -15,6 +16,9 @@ from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTran
 from store import migrate
 from store.db import Database
 from store.models import utcnow
+
+if TYPE_CHECKING:
+    from scheduler.clock import Background
 
 
 @dataclass
@@ -63,3 +67,13 @@ def build_dispatcher(
     dispatcher = Dispatcher(bot.db, bot.settings, bot.config, transports, bot.services.clock)
     bot.services.on_notices = dispatcher.wake
     return dispatcher
+
+
+def build_background(
+    bot: Bot, slack: AsyncWebClient | None, *, email: Transport | None = None
+) -> Background:
+    """The dispatcher and the reminder runner, with the clock that wakes them."""
+    from scheduler.clock import Background
+    from scheduler.reminders import ReminderRunner
+
+    return Background(build_dispatcher(bot, slack, email=email), ReminderRunner(bot.services))

@@ -91,8 +91,9 @@ class Dispatcher:
         """Deliver now (called after a commit that wrote notices)."""
         self._wake.set()
 
-    async def run(self, interval: float = 5.0) -> None:
-        """Deliver until ``stop``: everything due, then wait for a wake-up or ``interval``."""
+    async def run(self, interval: float = 60.0) -> None:
+        """Deliver until ``stop``: everything due, then wait to be woken (by the clock, or by a
+        commit that wrote notices) — or ``interval`` at most."""
         while not self._stopping:
             try:
                 while not self._stopping and await self.run_once():

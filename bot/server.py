@@ -1,6 +1,6 @@
 """``pnc-bot serve``: Slack over HTTP (``POST /slack/events``, signatures verified by Bolt) or
 over Socket Mode, plus ``GET /healthz``; the schema is migrated on start and SIGTERM drains the
-work in flight — replies, then deliveries — before the process exits."""
+work in flight — replies, then deliveries and reminders — before the process exits."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy import text
 
 from bot import __version__
-from bot.bootstrap import Bot, bootstrap, build_dispatcher
-from bot.dispatcher import Dispatcher
+from bot.bootstrap import Bot, bootstrap, build_background
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from handlers.runner import settle
+from scheduler.clock import Background
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,15 @@ class Server:
         slack: AsyncApp,
         *,
         app_token: str | None = None,
-        dispatcher: Dispatcher | None = None,
+        background: Background | None = None,
     ) -> None:
         self.bot = bot
         self.slack = slack
         self.app_token = app_token
-        self.dispatcher = dispatcher
+        self.background = background
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._delivering: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
@@ -88,8 +87,8 @@ class Server:
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.slack, self.app_token)
             await self._socket.connect_async()
-        if self.dispatcher is not None:
-            self._delivering = asyncio.create_task(self.dispatcher.run(), name="outbox")
+        if self.background is not None:
+            await self.background.start()
         log.info(
             "pnc-bot %s listening on %s:%s%s",
             __version__,
@@ -107,11 +106,8 @@ class Server:
             await self._runner.cleanup()  # stops accepting, lets requests being served finish
         if still := await settle(DRAIN_SECONDS):
             log.warning("stopping with %d replies still being worked on", still)
-        if self.dispatcher is not None:
-            self.dispatcher.stop()  # it finishes the batch in hand: no delivery is cut off
-            if self._delivering is not None:
-                await self._delivering
-            await self.dispatcher.close()
+        if self.background is not None:
+            await self.background.stop()  # the clock first; then deliveries in hand finish
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         response = await self.slack.async_dispatch(await to_bolt_request(request))
@@ -145,7 +141,7 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         bot,
         slack,
         app_token=app_token if socket_mode else None,
-        dispatcher=build_dispatcher(bot, slack.client),
+        background=build_background(bot, slack.client),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,9 @@ from bot.errors import (
     UnknownFactory,
 )
 from bot.policy import Evaluation, Event, EventKind
+from bot.readmission import follow_up_for
 from bot.roles import Actor, RoleLevel
+from bot.schedule import local_moment, reminder
 from bot.settings import Settings
 from bot.views import (
     ApplicationLine,
@@ -81,6 +83,18 @@ class Reevaluation:
 
 
 @dataclass(frozen=True)
+class StateOutcome:
+    """What a step of the workflow left the factory in."""
+
+    factory_id: str
+    factory_name: str
+    label: str
+    state: str
+    new_events: tuple[Event, ...]
+    contradicted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AssessmentOutcome:
     assessment_id: int
     factory_id: str
@@ -104,6 +118,8 @@ class Services:
         self.clock = clock
         #: called after a commit that wrote notices: wakes the dispatcher
         self.on_notices: Callable[[], None] | None = None
+        #: called after a commit that wrote reminders: wakes the reminder runner
+        self.on_reminders: Callable[[], None] | None = None
 
     def initial_state(self, country: str) -> str:
         """The state of a factory with no history yet."""
@@ -146,7 +162,7 @@ class Services:
                     f"Factory `{fid}` is already registered.", f"See it with `status {fid}`."
                 )
             s.add(factory)
-            self._audit(s, actor, "factory.add", fid, {"name": factory.name, "country": country})
+            self.audit(s, actor, "factory.add", fid, {"name": factory.name, "country": country})
             await self._flush_unique(s, AlreadyExists(f"Factory `{fid}` is already registered."))
         return factory
 
@@ -167,7 +183,7 @@ class Services:
             if await queries.get_buyer(s, bid) is not None:
                 raise AlreadyExists(f"Buyer `{bid}` is already registered.")
             s.add(buyer)
-            self._audit(s, actor, "buyer.add", bid, {"name": buyer.name})
+            self.audit(s, actor, "buyer.add", bid, {"name": buyer.name})
             await self._flush_unique(s, AlreadyExists(f"Buyer `{bid}` is already registered."))
         return buyer
 
@@ -178,11 +194,11 @@ class Services:
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction(write=True) as s:
             await self._existing_buyer(s, bid)
-            await self._existing_factory(s, fid)
+            await self.existing_factory(s, fid)
             if await queries.get_subscription(s, bid, fid) is not None:
                 return False
             s.add(Subscription(buyer_id=bid, factory_id=fid, created_at=self.clock()))
-            self._audit(s, actor, "subscription.add", fid, {"buyer": bid})
+            self.audit(s, actor, "subscription.add", fid, {"buyer": bid})
         return True
 
     async def unsubscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> None:
@@ -191,11 +207,11 @@ class Services:
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction(write=True) as s:
             await self._existing_buyer(s, bid)
-            await self._existing_factory(s, fid)
+            await self.existing_factory(s, fid)
             if await queries.get_subscription(s, bid, fid) is None:
                 raise NotFound(f"{bid} → {fid}", extra=f"`{bid}` does not subscribe to `{fid}`.")
             await queries.delete_subscription(s, bid, fid)
-            self._audit(s, actor, "subscription.remove", fid, {"buyer": bid})
+            self.audit(s, actor, "subscription.remove", fid, {"buyer": bid})
 
     # --- assessments ------------------------------------------------------------------------
 
@@ -213,7 +229,7 @@ class Services:
         day = validation.assessment_date(assessed_on, self.today())
         the_kind = validation.assessment_kind(kind)
         async with self.db.transaction(write=True) as s:
-            factory = await self._existing_factory(s, fid, lock=True)
+            factory = await self.existing_factory(s, fid, lock=True)
             country = self.countries.country(factory.country)
             codes = validation.issue_codes(nc_issues, country.catalogue, country.code)
             await self._no_assessment_on(s, fid, day)
@@ -229,7 +245,7 @@ class Services:
             s.add(row)
             await self._flush_unique(s, DuplicateAssessment(_duplicate_message(fid, day)))
             result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
-            self._audit(
+            self.audit(
                 s,
                 actor,
                 "assessment.record",
@@ -262,7 +278,7 @@ class Services:
         if nc_issues is None and new_date is None and kind is None:
             raise InvalidInput("Nothing to amend.", "Give new issue codes, a new date or a kind.")
         async with self.db.transaction(write=True) as s:
-            factory = await self._existing_factory(s, fid, lock=True)
+            factory = await self.existing_factory(s, fid, lock=True)
             row = await self._existing_assessment(s, fid, day)
             country = self.countries.country(factory.country)
             before = {
@@ -292,7 +308,7 @@ class Services:
                 "nc_issues": list(row.nc_issues),
                 "kind": row.kind,
             }
-            self._audit(
+            self.audit(
                 s,
                 actor,
                 "assessment.amend",
@@ -310,7 +326,7 @@ class Services:
         day = validation.iso_date(assessed_on) if isinstance(assessed_on, str) else assessed_on
         why = validation.text(reason, "reason", 500)
         async with self.db.transaction(write=True) as s:
-            factory = await self._existing_factory(s, fid, lock=True)
+            factory = await self.existing_factory(s, fid, lock=True)
             row = await self._existing_assessment(s, fid, day)
             row.withdrawn_at, row.withdrawn_by, row.withdraw_reason = (
                 self.clock(),
@@ -320,7 +336,7 @@ class Services:
             s.add(row)
             await s.flush()
             result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
-            self._audit(
+            self.audit(
                 s,
                 actor,
                 "assessment.withdraw",
@@ -366,7 +382,7 @@ class Services:
             else:
                 row.role, row.granted_by, row.granted_at = level.label, actor.user_id, self.clock()
             s.add(row)
-            self._audit(s, actor, "role.grant", who, {"role": level.label, "before": before})
+            self.audit(s, actor, "role.grant", who, {"role": level.label, "before": before})
         return who, level
 
     async def revoke_role(self, actor: Actor, user_id: str) -> str:
@@ -385,7 +401,7 @@ class Services:
             if row is None:
                 raise Conflict("That person has no pnc-bot role granted.")
             await s.delete(row)
-            self._audit(s, actor, "role.revoke", who, {"before": row.role})
+            self.audit(s, actor, "role.revoke", who, {"before": row.role})
         return who
 
     # --- reading ----------------------------------------------------------------------------
@@ -394,7 +410,7 @@ class Services:
         """Everything there is to show about one factory, derived from its history."""
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction() as s:
-            factory = await self._existing_factory(s, fid)
+            factory = await self.existing_factory(s, fid)
             rows = await queries.live_assessments(s, fid)
             applications = await queries.readmissions(s, fid)
             events = await queries.events(s, fid)
@@ -451,7 +467,7 @@ class Services:
         """A registered factory, or ``UnknownFactory`` with close ids."""
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction() as s:
-            return await self._existing_factory(s, fid)
+            return await self.existing_factory(s, fid)
 
     async def history(self, factory_id: str) -> StatusView:
         """The status with everything kept for the record: withdrawn assessments too."""
@@ -558,7 +574,7 @@ class Services:
             row.status, row.attempts, row.next_attempt_at = "pending", 0, self.clock()
             row.lease_until = row.claimed_by = None
             s.add(row)
-            self._audit(s, actor, "outbox.retry", row.factory_id, {"notice": nid})
+            self.audit(s, actor, "outbox.retry", row.factory_id, {"notice": nid})
             after_commit(s, self.wake_dispatcher)
         return OutboxLine(
             nid,
@@ -729,6 +745,7 @@ class Services:
             if alert is not None:
                 rows.append(alert)
         await self.enqueue(s, rows, event_of)
+        await self._follow_ups(s, due, parties)
 
     async def enqueue(
         self,
@@ -751,7 +768,65 @@ class Services:
         if self.on_notices is not None:
             self.on_notices()
 
-    async def _existing_factory(self, s: AsyncSession, fid: str, lock: bool = False) -> Factory:
+    def wake_reminders(self) -> None:
+        """Called after a commit that wrote reminders (the reminder runner sets it)."""
+        if self.on_reminders is not None:
+            self.on_reminders()
+
+    def outcome_of(self, factory: Factory, result: Reevaluation) -> StateOutcome:
+        return StateOutcome(
+            factory.id,
+            factory.name,
+            result.evaluation.label,
+            result.evaluation.state.value,
+            result.new_events,
+            result.contradicted,
+        )
+
+    async def _follow_ups(
+        self,
+        s: AsyncSession,
+        due: list[tuple[int, Event, str, Evaluation]],
+        parties: dict[str, Any],
+    ) -> None:
+        """What a designation or an application leaves to do, with its reminders: the
+        stakeholder meeting (weekly until held), the end of the service cycle, the review."""
+        now, tz = self.clock(), self.settings.tz
+        week = timedelta(days=7)
+        review = timedelta(days=self.settings.readmission_reminder_days)
+        rows: list[dict[str, Any]] = []
+        for event_id, event, fid, _ in due:
+            if event.kind is EventKind.PNC_DESIGNATED:
+                follow_up = follow_up_for(event_id, fid, now)
+                s.add(follow_up)
+                await s.flush()
+                rows.append(
+                    reminder("stakeholder_meeting", f"follow_up:{follow_up.id}", now + week, now)
+                )
+                cycle_end = parties[fid][1] if fid in parties else None
+                if cycle_end is not None and local_moment(cycle_end, tz) > now:
+                    rows.append(
+                        reminder(
+                            "cycle_end",
+                            f"factory:{fid}:{cycle_end.isoformat()}",
+                            local_moment(cycle_end, tz),
+                            now,
+                        )
+                    )
+            elif event.kind is EventKind.READMISSION_APPLIED and event.application_id:
+                rows.append(
+                    reminder(
+                        "readmission_review",
+                        f"readmission:{event.application_id}",
+                        now + review,
+                        now,
+                    )
+                )
+        if rows:
+            await queries.add_reminders(s, rows)
+            after_commit(s, self.wake_reminders)
+
+    async def existing_factory(self, s: AsyncSession, fid: str, lock: bool = False) -> Factory:
         factory = await queries.get_factory(s, fid, lock=lock)
         if factory is None:
             raise UnknownFactory(fid, await queries.close_ids(s, Factory, fid))
@@ -823,7 +898,7 @@ class Services:
             contradicted=result.contradicted,
         )
 
-    def _audit(
+    def audit(
         self,
         s: AsyncSession,
         actor: Actor,

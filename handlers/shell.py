@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.bootstrap import Bot, build_dispatcher, email_transport
+from bot.bootstrap import Bot, build_background, email_transport
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
 from bot.transports import Result, Transport
@@ -128,7 +128,7 @@ async def run_shell(
         api_url=f"{url}/api/",
         http=http,
     )
-    dispatcher = build_dispatcher(
+    background = build_background(
         bot, app.client, email=_Shown(email_transport(bot.settings), write)
     )
     counter = itertools.count(1)
@@ -165,11 +165,12 @@ async def run_shell(
             if response.body:
                 write(readable(json.loads(response.body)))
             await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
-            while await dispatcher.run_once():  # and the notices it caused go out
+            await background.reminders.run_due()  # reminders that fell due (a call added …)
+            while await background.dispatcher.run_once():  # and the notices go out
                 pass
             run += 1
     finally:
-        await dispatcher.close()
+        await background.dispatcher.close()
         await http.close()
         await console.stop()
     return run

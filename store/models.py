@@ -245,3 +245,58 @@ class DeliveryChannel(SQLModel, table=True):
     #: consecutive pauses, for a growing pause
     failures: int = 0
     alerted: bool = False
+
+
+class BuyerCall(SQLModel, table=True):
+    """A quarterly call with buyer partners; reminders go out before it."""
+
+    __tablename__ = "buyer_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    held_at: datetime = Field(sa_column=_when(index=True))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_when())
+    removed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    removed_by: str | None = Field(default=None, max_length=64)
+
+
+class FollowUp(SQLModel, table=True):
+    """Work that follows a designation until staff close it: the stakeholder meeting."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (sa.UniqueConstraint("kind", "event_id", name="uq_follow_up_kind_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # stakeholder_meeting
+    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
+    event_id: int = Field(foreign_key="pnc_event.id")
+    opened_at: datetime = Field(sa_column=_when())
+    closed_on: date | None = None
+    closed_by: str | None = Field(default=None, max_length=64)
+
+
+class Reminder(SQLModel, table=True):
+    """A reminder due at a moment: the truth of the schedule (APScheduler is only the clock).
+
+    Claimed once (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and handled in the same transaction
+    that writes its notices, so any number of replicas send it once, and a restart neither
+    loses nor repeats it.
+    """
+
+    __tablename__ = "reminder"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "subject", "due_at", name="uq_reminder_kind_subject_due"),
+        sa.Index("ix_reminder_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: buyer_call | readmission_review | unannounced_visit | stakeholder_meeting | cycle_end
+    kind: str = Field(max_length=32)
+    #: what it is about: "call:7", "readmission:3", "follow_up:2", "factory:VN-1001"
+    subject: str = Field(max_length=100)
+    due_at: datetime = Field(sa_column=_when())
+    #: pending | done | cancelled | skipped
+    status: str = Field(default="pending", max_length=10)
+    created_at: datetime = Field(sa_column=_when())
+    done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    note: str | None = Field(default=None, max_length=300)

@@ -19,11 +19,14 @@ from store.bulk import CHUNK, chunks, insert_rows
 from store.models import (
     Assessment,
     Buyer,
+    BuyerCall,
     DeliveryChannel,
     Factory,
+    FollowUp,
     OutboxMessage,
     PncEvent,
     Readmission,
+    Reminder,
     Role,
     Subscription,
 )
@@ -418,3 +421,119 @@ async def outbox_overview(session: AsyncSession, now: Any, limit: int) -> dict[s
         "dead": await listed(o.c.status == "dead", newest=True),
         "paused": list(paused),
     }
+
+
+# --- the schedule -----------------------------------------------------------------------------
+
+
+async def add_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Write reminders (dicts with kind, subject, due_at, created_at), skipping any already
+    scheduled for the same subject, kind and moment; returns how many were new."""
+    r = Reminder.__table__  # type: ignore[attr-defined]
+    fresh = []
+    for row in rows:
+        found = await session.exec(
+            select(r.c.id).where(
+                r.c.kind == row["kind"], r.c.subject == row["subject"], r.c.due_at == row["due_at"]
+            )
+        )
+        if found.first() is None:
+            fresh.append({"status": "pending", "done_at": None, "note": None, **row})
+    await insert_rows(session, r, fresh)
+    return len(fresh)
+
+
+async def cancel_reminders(
+    session: AsyncSession, subject: str, kinds: Sequence[str] | None = None, note: str = ""
+) -> None:
+    r = Reminder.__table__  # type: ignore[attr-defined]
+    stmt = update(r).where(r.c.subject == subject, r.c.status == "pending")
+    if kinds:
+        stmt = stmt.where(r.c.kind.in_(kinds))
+    await session.exec(stmt.values(status="cancelled", note=note[:300] or None))
+
+
+async def claim_due_reminders(session: AsyncSession, now: Any, limit: int) -> list[Reminder]:
+    """Due reminders, locked for this transaction (skipped by other replicas on PostgreSQL)."""
+    stmt = (
+        select(Reminder)
+        .where(Reminder.status == "pending", Reminder.due_at <= now)  # type: ignore[arg-type]
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def upcoming_calls(session: AsyncSession, since: Any) -> list[BuyerCall]:
+    stmt = (
+        select(BuyerCall)
+        .where(BuyerCall.removed_at.is_(None), BuyerCall.held_at >= since)  # type: ignore[union-attr]
+        .order_by(BuyerCall.held_at)
+    )
+    return list((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+
+
+async def agenda(session: AsyncSession) -> list[Any]:
+    """Factories at risk or designated, with their subscribing buyers and last assessment."""
+    f = Factory.__table__  # type: ignore[attr-defined]
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    sub = Subscription.__table__  # type: ignore[attr-defined]
+    b = Buyer.__table__  # type: ignore[attr-defined]
+    last = (
+        select(a.c.factory_id, func.max(a.c.assessed_on).label("last_on"))
+        .where(a.c.withdrawn_at.is_(None))
+        .group_by(a.c.factory_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            f.c.id,
+            f.c.name,
+            f.c.country,
+            f.c.state,
+            f.c.streak,
+            last.c.last_on,
+            b.c.id.label("buyer_id"),
+            b.c.name.label("buyer_name"),
+            b.c.emails.label("buyer_emails"),
+        )
+        .join(last, last.c.factory_id == f.c.id, isouter=True)
+        .join(sub, sub.c.factory_id == f.c.id, isouter=True)
+        .join(b, b.c.id == sub.c.buyer_id, isouter=True)
+        .where(f.c.state.in_(WATCHED_STATES))
+        .order_by(f.c.id, b.c.id)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def last_assessments(
+    session: AsyncSession, pairs: Sequence[tuple[str, Any]]
+) -> dict[str, Any]:
+    """The assessment of each (factory, day), for the issue counts shown in agendas."""
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    found: dict[str, Any] = {}
+    for fid, day in pairs:
+        if day is None:
+            continue
+        row = (
+            await session.exec(
+                select(a.c.nc_issues).where(
+                    a.c.factory_id == fid, a.c.assessed_on == day, a.c.withdrawn_at.is_(None)
+                )
+            )
+        ).first()
+        if row is not None:
+            found[fid] = row.nc_issues
+    return found
+
+
+async def open_follow_up(session: AsyncSession, factory_id: str, kind: str) -> FollowUp | None:
+    stmt = (
+        select(FollowUp)
+        .where(
+            FollowUp.factory_id == factory_id, FollowUp.kind == kind, FollowUp.closed_on.is_(None)
+        )  # type: ignore[union-attr]
+        .order_by(FollowUp.id.desc())  # type: ignore[union-attr]
+    )
+    return (await session.exec(stmt)).scalars().first()  # type: ignore[call-overload]

@@ -417,7 +417,7 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
 ) -> None:
     """SPEC §3's table, through the running server: the factory (in Vietnamese, with English
     below), each subscribing buyer separately, the Inspectorate on a designation, and staff."""
-    from bot.bootstrap import Bot, build_dispatcher
+    from bot.bootstrap import Bot, build_background
     from bot.server import Server
     from bot.slack_app import build_slack_app
     from bot.transports import SmtpSettings, SmtpTransport
@@ -435,7 +435,7 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
     )
     bot = Bot(settings, services.config, db, services, Importer(services))
     email = SmtpTransport(SmtpSettings.from_url(smtp.url))
-    server = Server(bot, app, dispatcher=build_dispatcher(bot, app.client, email=email))
+    server = Server(bot, app, background=build_background(bot, app.client, email=email))
     await server.start("127.0.0.1", 0)
     try:
         import aiohttp

@@ -1,0 +1,309 @@
+"""Sending reminders when they fall due.
+
+Each batch is claimed and handled in one transaction: the due rows are locked
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas take different ones; SQLite has one
+writer), each handler checks that its subject still needs it (a call removed, an application
+decided, a meeting held: the reminder is skipped), writes its notices to the outbox, schedules
+the next occurrence of a recurring reminder, and the reminder is marked done. If the process
+dies before the commit, nothing of it happened and the next poll takes it again: a reminder is
+neither lost nor repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import notices, policy
+from bot.schedule import reminder
+from bot.services import Services
+from store import queries
+from store.models import BuyerCall, Factory, FollowUp, PncEvent, Readmission, Reminder
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["ReminderRunner", AsyncSession, Reminder, datetime], Awaitable[str | None]]
+
+
+class ReminderRunner:
+    def __init__(self, services: Services, *, batch: int = 20) -> None:
+        self.services = services
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+        services.on_reminders = self.wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self, safety_interval: float = 60.0) -> None:
+        """Send what is due whenever woken (by the clock, or by a commit that wrote reminders)."""
+        while not self._stopping:
+            try:
+                await self.run_due()
+            except Exception:
+                log.exception("reminder round failed")
+            if self._stopping:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), safety_interval)
+
+    async def run_due(self) -> int:
+        """Handle every reminder due now; returns how many."""
+        total = 0
+        while not self._stopping and (handled := await self._batch()):
+            total += handled
+        return total
+
+    async def _batch(self) -> int:
+        now = self.services.clock()
+        async with self.services.db.transaction(write=True) as s:
+            due = await queries.claim_due_reminders(s, now, self.batch)
+            for row in due:
+                skipped = await HANDLERS[row.kind](self, s, row, now)
+                row.status = "skipped" if skipped else "done"
+                row.done_at, row.note = now, (skipped or None)
+                s.add(row)
+                log.info("reminder %s %s %s: %s", row.id, row.kind, row.subject, row.status)
+        return len(due)
+
+    # --- helpers for the handlers ------------------------------------------------------------
+
+    async def staff(
+        self, s: AsyncSession, key: str, kind: str, factory: Factory | None, context: dict[str, Any]
+    ) -> None:
+        country = self.services.countries.get(factory.country) if factory else None
+        notice = notices.staff_alert(
+            key,
+            kind,
+            country,
+            self.services.settings.staff_channel,
+            {
+                "factory": {"id": factory.id, "name": factory.name} if factory else None,
+                "managers": await self.services.managers(),
+                **context,
+            },
+            factory_id=factory.id if factory else None,
+        )
+        if notice is None:
+            log.warning("no staff channel for reminder %s: set PNC_STAFF_CHANNEL", key)
+            return
+        await self.services.enqueue(s, [notice])
+
+    def local(self, moment: datetime) -> str:
+        return moment.astimezone(self.services.settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _id(subject: str) -> int:
+    return int(subject.split(":")[1])
+
+
+async def _buyer_call(
+    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+) -> str | None:
+    call = await s.get(BuyerCall, _id(row.subject))
+    if call is None or call.removed_at is not None:
+        return "the call was removed"
+    countries = runner.services.countries
+    factories: dict[str, dict[str, Any]] = {}
+    by_buyer: dict[str, dict[str, Any]] = {}
+    rows = await queries.agenda(s)
+    issues = await queries.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
+    for r in rows:
+        consecutive = countries.country(r.country).rules.consecutive
+        factory = factories.setdefault(
+            r.id,
+            {
+                "id": r.id,
+                "name": r.name,
+                "country": r.country,
+                "state": r.state,
+                "label": policy.label_for(policy.State(r.state), r.streak, consecutive),
+                "last_assessed_on": r.last_on.isoformat() if r.last_on else None,
+                "last_nc_count": len(issues.get(r.id, [])),
+                "buyers": [],
+            },
+        )
+        if r.buyer_id:
+            factory["buyers"].append(r.buyer_name)
+            buyer = by_buyer.setdefault(
+                r.buyer_id,
+                {
+                    "id": r.buyer_id,
+                    "name": r.buyer_name,
+                    "emails": tuple(r.buyer_emails or ()),
+                    "factories": [],
+                },
+            )
+            buyer["factories"].append(factory)
+    held_at = runner.local(call.held_at)
+    planned = []
+    for buyer in by_buyer.values():  # each buyer: its own factories only
+        if not buyer["emails"]:
+            continue
+        planned.append(
+            notices.Notice(
+                f"call:{call.id}/email/buyer/{buyer['id']}",
+                "buyer_call_reminder",
+                notices.EMAIL,
+                notices.BUYER,
+                buyer["id"],
+                buyer["name"],
+                buyer["emails"],
+                "en",
+                None,
+                {
+                    "recipient": notices.BUYER,
+                    "buyer": {"id": buyer["id"], "name": buyer["name"]},
+                    "call": {"held_at": held_at},
+                    "factories": buyer["factories"],
+                    "country": {"code": "", "name": ""},
+                },
+            )
+        )
+    # staff: the agenda grouped by buyer, in each staff channel for its countries' factories
+    channels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for factory in factories.values():
+        channel = (countries.get(factory["country"]) or countries.default).staff_channel
+        channel = channel or runner.services.settings.staff_channel
+        if channel:
+            channels[channel].append(factory)
+    if not channels and runner.services.settings.staff_channel:
+        channels[runner.services.settings.staff_channel] = []
+    for channel, listed in channels.items():
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for factory in listed:
+            for name in factory["buyers"] or ["(no subscribing buyer)"]:
+                groups[name].append(factory)
+        planned.append(
+            notices.Notice(
+                f"call:{call.id}/slack/staff/{channel}",
+                "buyer_call_agenda",
+                notices.SLACK,
+                notices.STAFF,
+                channel,
+                "staff",
+                (channel,),
+                "en",
+                None,
+                {
+                    "recipient": notices.STAFF,
+                    "urgent": False,
+                    "call": {"held_at": held_at},
+                    "groups": [{"buyer": b, "factories": f} for b, f in sorted(groups.items())],
+                },
+            )
+        )
+    await runner.services.enqueue(s, planned)
+    return None
+
+
+async def _readmission_review(
+    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+) -> str | None:
+    application = await s.get(Readmission, _id(row.subject))
+    if application is None or application.decided_on is not None:
+        return "the application was decided"
+    factory = await s.get(Factory, application.factory_id)
+    days = (runner.services.today() - application.applied_on).days
+    await runner.staff(
+        s,
+        f"{row.subject}/review/{row.id}",
+        "readmission_review_reminder",
+        factory,
+        {
+            "applied_on": application.applied_on.isoformat(),
+            "days_open": days,
+            "evidence": list(application.evidence),
+            "reports": list(application.inspectorate_reports),
+            "visit_on": application.unannounced_on.isoformat()
+            if application.unannounced_on
+            else None,
+        },
+    )
+    interval = timedelta(days=runner.services.settings.readmission_reminder_days)
+    await queries.add_reminders(
+        s, [reminder(row.kind, row.subject, max(row.due_at + interval, now + interval), now)]
+    )
+    return None
+
+
+async def _unannounced_visit(
+    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+) -> str | None:
+    application = await s.get(Readmission, _id(row.subject))
+    if application is None or application.decided_on is not None:
+        return "the application was decided"
+    if application.unannounced_on is None:
+        return "no visit is scheduled"
+    factory = await s.get(Factory, application.factory_id)
+    await runner.staff(
+        s,
+        f"{row.subject}/visit/{row.id}",
+        "unannounced_visit_reminder",
+        factory,
+        {"visit_on": application.unannounced_on.isoformat()},
+    )
+    return None
+
+
+async def _stakeholder_meeting(
+    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+) -> str | None:
+    follow_up = await s.get(FollowUp, _id(row.subject))
+    if follow_up is None or follow_up.closed_on is not None:
+        return "the meeting was held"
+    factory = await s.get(Factory, follow_up.factory_id)
+    event = await s.get(PncEvent, follow_up.event_id)
+    buyers = (await queries.subscriber_parties(s, [follow_up.factory_id])).get(
+        follow_up.factory_id, []
+    )
+    await runner.staff(
+        s,
+        f"{row.subject}/meeting/{row.id}",
+        "stakeholder_meeting_reminder",
+        factory,
+        {
+            "designated_on": event.occurred_on.isoformat() if event else None,
+            "buyers": [b.name for b in buyers],
+        },
+    )
+    week = timedelta(days=7)
+    await queries.add_reminders(
+        s, [reminder(row.kind, row.subject, max(row.due_at + week, now + week), now)]
+    )
+    return None
+
+
+async def _cycle_end(
+    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+) -> str | None:
+    _, factory_id, day = row.subject.split(":", 2)
+    factory = await s.get(Factory, factory_id)
+    if factory is None or factory.cycle_end is None or factory.cycle_end.isoformat() != day:
+        return "the service cycle's end changed"
+    if factory.state not in ("pnc", "readmission_review"):
+        return "the factory is no longer designated"
+    await runner.staff(s, f"{row.subject}/ended", "cycle_end_notice", factory, {"cycle_end": day})
+    return None
+
+
+HANDLERS: dict[str, Handler] = {
+    "buyer_call": _buyer_call,
+    "readmission_review": _readmission_review,
+    "unannounced_visit": _unannounced_visit,
+    "stakeholder_meeting": _stakeholder_meeting,
+    "cycle_end": _cycle_end,
+}
