@@ -30,6 +30,8 @@ RECIPIENTS: dict[str, frozenset[str]] = {
     "readmission_rejected": frozenset({FACTORY, BUYER, STAFF}),
     "unannounced_scheduled": frozenset({STAFF}),
 }
+#: facts only staff may see
+STAFF_ONLY = frozenset({"visit_on"})
 #: notice kinds that are urgent for staff
 URGENT = frozenset({"pnc_designated", "delivery_failed", "channel_paused"})
 
@@ -89,7 +91,18 @@ def event_context(
         "threshold": payload.get("threshold", country.rules.threshold),
         "consecutive": payload.get("consecutive", country.rules.consecutive),
     }
-    for name in ("k", "assessed_on", "kind", "application_id", "visit_on", "note"):
+    for name in (
+        "k",
+        "assessed_on",
+        "kind",
+        "application_id",
+        "visit_on",
+        "note",
+        "applied_on",
+        "decided_on",
+        "evidence",
+        "reports",
+    ):
         if name in payload:
             context[name] = payload[name]
     if "nc_issues" in payload:
@@ -110,11 +123,14 @@ def plan(
     country: Country,
     buyers: Sequence[Party],
     cycle_end: date | None = None,
+    managers: Sequence[str] = (),
 ) -> tuple[list[Notice], list[str]]:
     """The notices an event causes, and the warnings to show staff (e.g. no Inspectorate
     address configured, a recipient without an email address)."""
     who = RECIPIENTS.get(kind, frozenset())
-    context = event_context(kind, payload, factory, country, cycle_end)
+    staff_context = event_context(kind, payload, factory, country, cycle_end)
+    # an unannounced verification visit stays unannounced: only staff learn its date
+    context = {k: v for k, v in staff_context.items() if k not in STAFF_ONLY}
     notices: list[Notice] = []
     warnings: list[str] = []
     if FACTORY in who:
@@ -189,11 +205,12 @@ def plan(
                 "en",
                 factory.id,
                 {
-                    **context,
+                    **staff_context,
                     "recipient": STAFF,
                     "urgent": kind in URGENT,
                     "buyers": [b.name for b in buyers],
                     "warnings": warnings,
+                    "managers": list(managers),
                 },
             )
         )

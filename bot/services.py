@@ -56,6 +56,7 @@ from store.models import (
     Factory,
     OutboxMessage,
     PncEvent,
+    Readmission,
     Role,
     Subscription,
     utcnow,
@@ -711,18 +712,23 @@ class Services:
         wanted = sorted({fid for _, _, fid, _ in due} | {fid for fid, _, _ in alerts})
         parties = await queries.factory_parties(s, wanted)
         buyers = await queries.subscriber_parties(s, wanted)
+        managers = await self.managers()
         rows: list[notices.Notice] = []
         event_of: dict[str, int] = {}
         for event_id, event, fid, _ in due:
             party, cycle_end = parties[fid]
+            payload = events[event_id]["payload"]
+            if event.application_id is not None:
+                payload = {**payload, **await self._application_facts(s, event.application_id)}
             planned, warnings = notices.plan(
                 event.key,
                 event.kind.value,
-                events[event_id]["payload"],
+                payload,
                 party,
                 self.countries.country(h.countries[fid]),
                 buyers.get(fid, []),
                 cycle_end,
+                managers,
             )
             for warning in warnings:
                 log.warning("%s: %s", event.key, warning)
@@ -782,6 +788,22 @@ class Services:
             result.new_events,
             result.contradicted,
         )
+
+    async def _application_facts(self, s: AsyncSession, application_id: int) -> dict[str, Any]:
+        """What readmission notices say about the application."""
+        application = await s.get(Readmission, application_id)
+        if application is None:
+            return {}
+        return {
+            "applied_on": application.applied_on.isoformat(),
+            "evidence": list(application.evidence),
+            "reports": list(application.inspectorate_reports),
+            "visit_on": application.unannounced_on.isoformat()
+            if application.unannounced_on
+            else None,
+            "decided_on": application.decided_on.isoformat() if application.decided_on else None,
+            "note": application.decision_note,
+        }
 
     async def _follow_ups(
         self,

@@ -9,7 +9,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.readmission import Readmissions
 from bot.roles import Actor
+from bot.schedule import Calls
 from bot.services import Services
 from handlers import blocks
 from handlers.parse import USAGE, Command
@@ -134,6 +136,47 @@ async def _outbox_retry(services: Services, actor: Actor, args: dict[str, Any]) 
     return blocks.reply("notice_retried", await services.retry_notice(actor, args["notice"]))
 
 
+async def _readmission_apply(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await Readmissions(services).apply(
+        actor, args["factory"], args["evidence"], args["reports"]
+    )
+    return blocks.reply("readmission_applied", outcome)
+
+
+async def _readmission_visit(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    visit = await Readmissions(services).schedule_visit(actor, args["factory"], args["date"])
+    return blocks.reply("visit_scheduled", args["factory"].upper(), visit)
+
+
+async def _readmission_approve(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await Readmissions(services).decide(actor, args["factory"], True, args["note"])
+    return blocks.reply("readmission_decided", outcome, True)
+
+
+async def _readmission_reject(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await Readmissions(services).decide(actor, args["factory"], False, args["note"])
+    return blocks.reply("readmission_decided", outcome, False)
+
+
+async def _calls_add(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    call = await Calls(services).add(actor, args["date"], args["time"])
+    return blocks.reply("call_added", call)
+
+
+async def _calls_list(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("calls", calls=await Calls(services).upcoming())
+
+
+async def _calls_remove(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    removed = await Calls(services).remove(actor, args["date"])
+    return blocks.reply("calls_removed", args["date"], removed)
+
+
+async def _meeting_held(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
+    held = await Readmissions(services).meeting_held(actor, args["factory"], args["date"])
+    return blocks.reply("meeting_held", args["factory"].upper(), held)
+
+
 HANDLERS: dict[str, Handler] = {
     "help": _help,
     "status": _status,
@@ -147,6 +190,14 @@ HANDLERS: dict[str, Handler] = {
     "issues": _issues,
     "assessment amend": _amend,
     "assessment withdraw": _withdraw,
+    "readmission apply": _readmission_apply,
+    "readmission unannounced": _readmission_visit,
+    "readmission approve": _readmission_approve,
+    "readmission reject": _readmission_reject,
+    "calls add": _calls_add,
+    "calls list": _calls_list,
+    "calls remove": _calls_remove,
+    "meeting held": _meeting_held,
     "outbox": _outbox,
     "outbox retry": _outbox_retry,
     "role grant": _role_grant,

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.render import render_slack
 from bot.roles import Actor
+from bot.schedule import Calls
 from bot.services import Services
 from handlers import blocks
 from handlers.runner import ACTOR, SERVICES, tracked
@@ -31,6 +32,7 @@ async def home_opened(event: dict[str, Any], context: dict[str, Any], client: An
             "slack/home.txt",
             actor=actor,
             watch=await services.watch_list(limit=HOME_LIMIT),
+            calls=await Calls(services).upcoming(),
             submissions=await services.recent_submissions(actor.user_id),
         )
     await client.views_publish(user_id=actor.user_id, view=blocks.home_view(text))

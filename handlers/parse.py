@@ -30,6 +30,14 @@ USAGE: dict[str, str] = {
     "issues": "/pnc issues [country]",
     "assessment amend": "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
     "assessment withdraw": "/pnc withdraw <factory> <YYYY-MM-DD> <reason>",
+    "readmission apply": "/pnc readmission apply <factory> <evidence link> … [reports <link> …]",
+    "readmission unannounced": "/pnc readmission unannounced <factory> <YYYY-MM-DD>",
+    "readmission approve": "/pnc readmission approve <factory> [note]",
+    "readmission reject": "/pnc readmission reject <factory> <reason>",
+    "calls add": "/pnc calls add <YYYY-MM-DD> [HH:MM]",
+    "calls list": "/pnc calls list",
+    "calls remove": "/pnc calls remove <YYYY-MM-DD>",
+    "meeting held": "/pnc meeting held <factory> <YYYY-MM-DD>",
     "outbox": "/pnc outbox",
     "outbox retry": "/pnc outbox retry <notice number>",
     "role grant": "/pnc role grant <@user> <viewer|assessor|manager>",
@@ -52,6 +60,9 @@ _VERBS = {
     "withdraw": "assessment withdraw",
     "role": "role",
     "outbox": "outbox",
+    "readmission": "readmission",
+    "calls": "calls",
+    "meeting": "meeting",
 }
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
@@ -91,6 +102,8 @@ def parse(text: str) -> Command:
         if not rest or rest[0].lower() != "add":
             raise MalformedCommand(f"`{action}` needs `add`.", USAGE[f"{action} add"])
         return _PARSERS[f"{action} add"](rest[1:])
+    if action in ("readmission", "calls", "meeting"):
+        return _GROUPS[action](rest)
     if action == "outbox":
         if not rest:
             return Command("outbox")
@@ -221,6 +234,69 @@ def _role_revoke(args: list[str]) -> Command:
     _count("role revoke", args, 1, 1)
     return Command("role revoke", {"user": args[0]})
 
+
+def _readmission(args: list[str]) -> Command:
+    sub = args[0].lower() if args else ""
+    rest = args[1:]
+    if sub == "apply":
+        if len(rest) < 2:
+            raise MalformedCommand(
+                "An application needs the factory and the evidence links.",
+                USAGE["readmission apply"],
+            )
+        factory, *links = rest
+        lowered = [link.lower() for link in links]
+        at = lowered.index("reports") if "reports" in lowered else len(links)
+        return Command(
+            "readmission apply",
+            {"factory": factory, "evidence": links[:at], "reports": links[at + 1 :]},
+        )
+    if sub == "unannounced":
+        _count("readmission unannounced", rest, 2, 2)
+        _date(rest[1], "readmission unannounced")
+        return Command("readmission unannounced", {"factory": rest[0], "date": rest[1]})
+    if sub in ("approve", "reject"):
+        action = f"readmission {sub}"
+        if not rest or (sub == "reject" and len(rest) < 2):
+            raise MalformedCommand(
+                "A rejection needs the factory and a reason."
+                if sub == "reject"
+                else "Which factory?",
+                USAGE[action],
+            )
+        return Command(action, {"factory": rest[0], "note": " ".join(rest[1:]) or None})
+    raise MalformedCommand(
+        "`readmission` needs `apply`, `unannounced`, `approve` or `reject`.",
+        USAGE["readmission apply"],
+    )
+
+
+def _calls(args: list[str]) -> Command:
+    sub = args[0].lower() if args else "list"
+    rest = args[1:]
+    if sub == "list":
+        _count("calls list", rest, 0, 0)
+        return Command("calls list")
+    if sub == "add":
+        _count("calls add", rest, 1, 2)
+        _date(rest[0], "calls add")
+        return Command("calls add", {"date": rest[0], "time": rest[1] if len(rest) > 1 else None})
+    if sub == "remove":
+        _count("calls remove", rest, 1, 1)
+        _date(rest[0], "calls remove")
+        return Command("calls remove", {"date": rest[0]})
+    raise MalformedCommand("`calls` needs `add`, `list` or `remove`.", USAGE["calls add"])
+
+
+def _meeting(args: list[str]) -> Command:
+    if not args or args[0].lower() != "held":
+        raise MalformedCommand("`meeting` needs `held`.", USAGE["meeting held"])
+    _count("meeting held", args[1:], 2, 2)
+    _date(args[2], "meeting held")
+    return Command("meeting held", {"factory": args[1], "date": args[2]})
+
+
+_GROUPS = {"readmission": _readmission, "calls": _calls, "meeting": _meeting}
 
 _PARSERS = {
     "help": _help,

@@ -68,12 +68,12 @@ async def answer(
     except Exception as exc:
         log.exception("command failed: %s", context.get("pnc_text", "")[:200])
         reply, outcome, detail = blocks.reply("failure"), "error", {"error": type(exc).__name__}
+    await audit(context, outcome, detail)  # on record before the person sees the outcome
     if reply is not None:
         try:
             await _reply(context, respond, reply)
         except Exception:
             log.exception("could not deliver the reply to %s", context.get("user_id"))
-    await audit(context, outcome, detail)
 
 
 async def _reply(

@@ -103,7 +103,9 @@ class ReminderRunner:
         await self.services.enqueue(s, [notice])
 
     def local(self, moment: datetime) -> str:
-        return moment.astimezone(self.services.settings.tz).strftime("%Y-%m-%d %H:%M")
+        """A moment as people read it: local time, with the zone named."""
+        settings = self.services.settings
+        return f"{moment.astimezone(settings.tz).strftime('%Y-%m-%d %H:%M')} ({settings.timezone})"
 
 
 def _id(subject: str) -> int:
@@ -137,7 +139,7 @@ async def _buyer_call(
             },
         )
         if r.buyer_id:
-            factory["buyers"].append(r.buyer_name)
+            factory["buyers"].append((r.buyer_name, r.buyer_id))
             buyer = by_buyer.setdefault(
                 r.buyer_id,
                 {
@@ -150,9 +152,11 @@ async def _buyer_call(
             buyer["factories"].append(factory)
     held_at = runner.local(call.held_at)
     planned = []
-    for buyer in by_buyer.values():  # each buyer: its own factories only
+    for buyer in by_buyer.values():  # each buyer: its own factories only, nothing of others
         if not buyer["emails"]:
+            log.warning("buyer %s has no email address: no list for the call", buyer["id"])
             continue
+        own = [{k: v for k, v in f.items() if k != "buyers"} for f in buyer["factories"]]
         planned.append(
             notices.Notice(
                 f"call:{call.id}/email/buyer/{buyer['id']}",
@@ -168,7 +172,7 @@ async def _buyer_call(
                     "recipient": notices.BUYER,
                     "buyer": {"id": buyer["id"], "name": buyer["name"]},
                     "call": {"held_at": held_at},
-                    "factories": buyer["factories"],
+                    "factories": own,
                     "country": {"code": "", "name": ""},
                 },
             )
@@ -183,10 +187,11 @@ async def _buyer_call(
     if not channels and runner.services.settings.staff_channel:
         channels[runner.services.settings.staff_channel] = []
     for channel, listed in channels.items():
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for factory in listed:
-            for name in factory["buyers"] or ["(no subscribing buyer)"]:
-                groups[name].append(factory)
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for factory in listed:  # grouped by buyer id (two buyers may share a name)
+            shown = {k: v for k, v in factory.items() if k != "buyers"}
+            for buyer in factory["buyers"] or [("(no subscribing buyer)", "")]:
+                groups[buyer].append(shown)
         planned.append(
             notices.Notice(
                 f"call:{call.id}/slack/staff/{channel}",
@@ -202,7 +207,9 @@ async def _buyer_call(
                     "recipient": notices.STAFF,
                     "urgent": False,
                     "call": {"held_at": held_at},
-                    "groups": [{"buyer": b, "factories": f} for b, f in sorted(groups.items())],
+                    "groups": [
+                        {"buyer": name, "factories": f} for (name, _), f in sorted(groups.items())
+                    ],
                 },
             )
         )

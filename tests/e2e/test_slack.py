@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -469,3 +470,99 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
     assert text.index("Kính gửi") < text.index("English")  # VN-1002 speaks Vietnamese
     staff = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
     assert any("Urgent" in t and "VN-1002" in t for t in staff)
+
+
+@pytest.fixture
+async def running(db: Any, settings: Any, services: Services, slack: FakeSlack, http: Any) -> Any:
+    """The server with its background work (clock, dispatcher, reminders) and an SMTP server."""
+    import aiohttp
+
+    from bot.bootstrap import Bot, build_background
+    from bot.server import Server
+    from bot.slack_app import build_slack_app
+    from bot.transports import SmtpSettings, SmtpTransport
+    from tests.e2e.conftest import SIGNING_SECRET
+    from tests.fakes import SmtpServer
+
+    smtp = SmtpServer()
+    smtp.start()
+    app = build_slack_app(
+        services,
+        token="xoxb-t",
+        signing_secret=SIGNING_SECRET,
+        api_url=f"{slack.url}/api/",
+        http=http,
+    )
+    bot = Bot(settings, services.config, db, services, Importer(services))
+    email = SmtpTransport(SmtpSettings.from_url(smtp.url))
+    server = Server(bot, app, background=build_background(bot, app.client, email=email))
+    await server.start("127.0.0.1", 0)
+    async with aiohttp.ClientSession() as session:
+        yield SlackClient(f"http://127.0.0.1:{server.port}", slack, session), smtp
+    await server.stop()
+    smtp.stop()
+
+
+async def test_a_call_added_in_slack_brings_the_agenda_and_buyer_lists_within_a_minute(
+    running: Any, slack: FakeSlack, people: None
+) -> None:
+    client, smtp = running
+    started = time.monotonic()
+    reply = await client.command("calls add 2026-11-22 15:00", MANAGER)  # day after tomorrow
+    assert "Buyer call added: 2026-11-22 15:00" in reply.text
+    agenda = await slack.wait(
+        lambda: [
+            c for c in slack.calls_to("chat.postMessage") if "2026-11-22 15:00" in c.body["text"]
+        ]
+    )
+    await slack.wait(lambda: len(smtp.received) >= 1)
+    assert time.monotonic() - started < 60
+    assert "Acme Outfitters" in agenda[0].body["text"] and "VN-1001" in agenda[0].body["text"]
+    await slack.wait(lambda: len(smtp.received) >= 2)
+    lists = {m.recipients[0]: m.message.get_body(("plain",)).get_content() for m in smtp.received}
+    # each buyer gets its own watched factories only; Pacific's factory is fine: no list
+    assert set(lists) == {"sourcing@acme.example", "csr@nordicwear.example"}
+    assert {str(m.message["PNC-Notice"]) for m in smtp.received} == {"buyer_call_reminder"}
+    acme, nordic = lists["sourcing@acme.example"], lists["csr@nordicwear.example"]
+    assert "VN-1001" in acme and "VN-1002" in acme and "Nordic" not in acme
+    assert "VN-1001" in nordic and "VN-1002" not in nordic and "Acme" not in nordic
+    listed = await client.command("calls list", MANAGER)
+    assert "2026-11-22 15:00" in listed.text
+    assert "Removed 1 buyer call" in (await client.command("calls remove 2026-11-22", MANAGER)).text
+
+
+async def test_a_readmission_entirely_from_slack(
+    running: Any, slack: FakeSlack, people: None
+) -> None:
+    client, smtp = running
+    applied = await client.command(
+        "readmission apply VN-1001 <https://drive.example/evidence|evidence> "
+        "reports https://moit.example/r1",
+        ASSESSOR,
+    )
+    assert "Readmission under review" in applied.text
+    staff = await slack.wait(
+        lambda: [
+            c for c in slack.calls_to("chat.postMessage") if "readmission" in c.body["text"].lower()
+        ]
+    )
+    assert f"<@{ADMIN}>" in staff[0].body["text"]  # managers are told
+    visit = await client.command("readmission unannounced VN-1001 2026-11-25", MANAGER)
+    assert "2026-11-25" in visit.text
+    status = await client.command("status VN-1001", VIEWER)
+    assert "https://drive.example/evidence" in status.text and "2026-11-25" in status.text
+    refused = await client.command("readmission reject VN-1001", MANAGER)
+    assert "needs the factory and a reason" in refused.text
+    approved = await client.command("readmission approve VN-1001 all resolved", MANAGER)
+    assert "*Not at risk*" in approved.text
+    await slack.wait(
+        lambda: (
+            sum(str(m.message["PNC-Notice"]) == "readmission_approved" for m in smtp.received) == 3
+        )
+    )
+    kinds = Counter(str(m.message["PNC-Notice"]) for m in smtp.received)
+    assert kinds == {"readmission_applied": 1, "readmission_approved": 3}  # factory, 2 buyers
+    unannounced = [
+        m for m in smtp.received if "2026-11-25" in m.message.get_body(("plain",)).get_content()
+    ]
+    assert unannounced == []  # the factory never learns the visit date
