@@ -7,15 +7,22 @@ import asyncio
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot.countries import load_config
+from bot.dispatcher import Dispatcher
 from bot.errors import InvalidDate, InvalidInput, NotFound, PermissionDenied, StateConflict
 from bot.readmission import Readmissions
 from bot.schedule import Calls
 from bot.services import Services
+from bot.settings import Settings
+from bot.transports import FileTransport
+from scheduler.clock import Background
 from scheduler.reminders import ReminderRunner
+from store.db import Database
 from store.models import OutboxMessage, Reminder
 from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
 
@@ -265,3 +272,28 @@ async def test_staff_hear_when_a_designated_factory_s_cycle_ends(
     clock.now = datetime(2027, 6, 30, 3, 0, tzinfo=UTC)  # 10:00 local
     await ReminderRunner(services).run_due()
     assert len(await notices(services, "cycle_end_notice")) == 1
+
+
+async def test_the_clock_alone_wakes_the_workers(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """No commit wakes anyone: a reminder falling due a second later is sent by the clock."""
+    services = Services(db, load_config(settings), settings)  # real time
+    await Calls(services).add(MANAGER, "2030-01-10")
+    async with services.db.transaction(write=True) as s:
+        row = (await s.exec(select(Reminder))).scalars().one()
+        row.due_at = datetime.now(UTC) + timedelta(seconds=1)
+        s.add(row)
+    transport = FileTransport(tmp_path / "mail")
+    dispatcher = Dispatcher(db, settings, services.config, [transport], services.clock)
+    background = Background(
+        dispatcher, ReminderRunner(services), dispatch_every=0.2, remind_every=0.2
+    )
+    await background.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await notices(services, "buyer_call_agenda"):
+            assert asyncio.get_running_loop().time() < deadline, "the clock never ticked"
+            await asyncio.sleep(0.1)
+    finally:
+        await background.stop()
