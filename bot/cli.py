@@ -291,6 +291,28 @@ def outbox_send() -> None:
     typer.echo(f"{total} notices handled; see `pnc-bot outbox` for any still waiting")
 
 
+@app.command()
+def demo(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the emails (default: ./pnc-demo-<time>).")
+    ] = None,
+) -> None:
+    """The whole story — warnings, a designation, a buyer call, a readmission — on a throwaway
+    database, through the same handlers as Slack. Needs no configuration."""
+    from bot.demo import run_demo
+
+    def write(text: str) -> None:
+        typer.echo(text)
+        typer.echo()
+
+    folder = _run(lambda: run_demo(write, out))
+    emails = sorted(folder.glob("*.eml")) if folder.exists() else []
+    typer.echo(
+        f"Done. {len(emails)} emails were written to {folder}/ as .eml files (open them in a "
+        "mail program), each with its HTML alongside (open it in a browser)."
+    )
+
+
 class _NoProgress:
     def __enter__(self) -> None:
         return None

@@ -9,6 +9,7 @@ import html
 import itertools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from store.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 PROMPT = "pnc> "
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 CHANNEL = "CSHELL"
 #: how long one command may take before the shell gives up waiting for its replies
 COMMAND_TIMEOUT = 60.0
@@ -109,6 +111,90 @@ class ConsoleSlack(LoopbackSlack):
         return await super().api_call(method, body)
 
 
+class ConsoleSession:
+    """The Slack app on a console: ``/pnc`` lines in, what people would see out.
+
+    Each line is dispatched through the Bolt app as Slack would send it (as a Socket Mode
+    request: no signature); then the reminders that fell due and the notices the command caused
+    are delivered before the next line, so the output reads as a conversation.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        write: Callable[[str], None],
+        operator: Actor,
+        user_id: str | None = None,
+    ) -> None:
+        self.bot = bot
+        self.write = write
+        self.operator = operator
+        self.user_id = user_id
+        self._console = ConsoleSlack(write)
+        self._counter = itertools.count(1)
+        self._http: aiohttp.ClientSession | None = None
+        self._app: Any = None
+        self._background: Any = None
+        self._url = ""
+
+    async def __aenter__(self) -> ConsoleSession:
+        self._url = await self._console.start()
+        self._http = aiohttp.ClientSession()
+        self._app = build_slack_app(
+            self.bot.services,
+            token="xoxb-console",
+            signing_secret="console",
+            api_url=f"{self._url}/api/",
+            http=self._http,
+        )
+        self._background = build_background(
+            self.bot,
+            self._app.client,
+            email=_Shown(email_transport(self.bot.settings), self.write),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._background is not None:
+            await self._background.dispatcher.close()
+        if self._http is not None:
+            await self._http.close()
+        await self._console.stop()
+
+    async def command(self, line: str) -> None:
+        """Run one ``/pnc …`` line and deliver what it caused."""
+        n = next(self._counter)
+        who = self.user_id or self.operator.user_id
+        body = {
+            "command": "/pnc",
+            "text": html.escape(line[len("/pnc") :].strip(), quote=False),
+            "user_id": who,
+            "user_name": who,
+            "channel_id": CHANNEL,
+            "team_id": "TSHELL",
+            "api_app_id": "ASHELL",
+            "trigger_id": f"shell.{n}",
+            "response_url": f"{self._url}/respond/{n}",
+        }
+        context: dict[str, Any] = {SOURCE: "shell"}
+        if self.user_id is None:
+            context[ACTOR] = self.operator
+        response = await self._app.async_dispatch(
+            AsyncBoltRequest(body=body, mode="socket_mode", context=context)
+        )
+        if response.body:
+            self.write(readable(json.loads(response.body)))
+        await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
+        await self.deliver()
+
+    async def deliver(self) -> None:
+        """Send the reminders that are due and every notice waiting."""
+        await self._background.reminders.run_due()
+        while await self._background.dispatcher.run_once():
+            pass
+
+
 async def run_shell(
     bot: Bot,
     *,
@@ -118,22 +204,8 @@ async def run_shell(
     write: Callable[[str], None],
 ) -> int:
     """Read ``/pnc …`` lines until the input ends; returns how many commands were run."""
-    console = ConsoleSlack(write)
-    url = await console.start()
-    http = aiohttp.ClientSession()
-    app = build_slack_app(
-        bot.services,
-        token="xoxb-console",
-        signing_secret="console",
-        api_url=f"{url}/api/",
-        http=http,
-    )
-    background = build_background(
-        bot, app.client, email=_Shown(email_transport(bot.settings), write)
-    )
-    counter = itertools.count(1)
     run = 0
-    try:
+    async with ConsoleSession(bot, write=write, operator=operator, user_id=user_id) as session:
         while (line := await read_line()) is not None:
             line = line.strip()
             if not line or line.startswith("#"):
@@ -143,36 +215,8 @@ async def run_shell(
             if not line.startswith("/pnc"):
                 write("Commands start with /pnc — try /pnc help (exit to leave).")
                 continue
-            n = next(counter)
-            who = user_id or operator.user_id
-            body = {
-                "command": "/pnc",
-                "text": html.escape(line[len("/pnc") :].strip(), quote=False),
-                "user_id": who,
-                "user_name": who,
-                "channel_id": CHANNEL,
-                "team_id": "TSHELL",
-                "api_app_id": "ASHELL",
-                "trigger_id": f"shell.{n}",
-                "response_url": f"{url}/respond/{n}",
-            }
-            context: dict[str, Any] = {SOURCE: "shell"}
-            if user_id is None:
-                context[ACTOR] = operator
-            response = await app.async_dispatch(
-                AsyncBoltRequest(body=body, mode="socket_mode", context=context)
-            )
-            if response.body:
-                write(readable(json.loads(response.body)))
-            await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
-            await background.reminders.run_due()  # reminders that fell due (a call added …)
-            while await background.dispatcher.run_once():  # and the notices go out
-                pass
+            await session.command(line)
             run += 1
-    finally:
-        await background.dispatcher.close()
-        await http.close()
-        await console.stop()
     return run
 
 
@@ -223,4 +267,5 @@ def readable(message: dict[str, Any]) -> str:
             if isinstance(b.get("text"), dict)
         ]
         text = "\n\n".join(p for p in parts if p)
-    return html.unescape(text or "")
+    # a mention shows as @name in Slack; on the console, as @id
+    return _MENTION.sub(r"@\1", html.unescape(text or ""))

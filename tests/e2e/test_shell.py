@@ -60,4 +60,4 @@ def test_the_shell_can_act_as_a_slack_user(tmp_path: Path, db: Database) -> None
         "PNC_ADMINS": "U0BOSS",
     }
     result = shell(["/pnc status VN-1001"], tmp_path, env, "--as", "U0STRANGER")
-    assert "`status` needs the viewer role. A manager can grant it: <@U0BOSS>" in result.stdout
+    assert "`status` needs the viewer role. A manager can grant it: @U0BOSS" in result.stdout

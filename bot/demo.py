@@ -1,0 +1,191 @@
+"""``pnc-bot demo``: the whole story on a throwaway database, through the same handlers as Slack.
+
+Nothing is configured and nothing in the environment is read: the database is SQLite in a
+temporary folder that is deleted at the end, emails are written as ``.eml`` files (with their
+HTML alongside) into the folder the demo names, and what would be posted to the staff channel
+is printed. The demo's clock starts at the real "now" and moves forward where the story waits
+for a reminder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+from bot.bootstrap import Bot, bootstrap
+from bot.roles import Actor, RoleLevel
+from bot.settings import Settings
+from handlers.shell import ConsoleSession
+
+STAFF_CHANNEL = "C0PNCSTAFF"
+MANAGER = "U0DEMO"
+
+
+class DemoClock:
+    """Real time, moved forward when the story skips ahead."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def skip(self, days: int) -> None:
+        self.offset += timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class Step:
+    say: str = ""
+    command: str = ""
+    skip_days: int = 0
+
+
+def story(today: date) -> list[Step]:
+    """The script: dates are relative to the day the demo runs."""
+
+    def ago(days: int) -> str:
+        return (today - timedelta(days=days)).isoformat()
+
+    def ahead(days: int) -> str:
+        return (today + timedelta(days=days)).isoformat()
+
+    fails = "CO-01,CO-02,OS-01,WT-01,FA-01"
+    return [
+        Step(
+            "Six sample factories, three buyers and their subscriptions are loaded. You are a "
+            "programme manager in Viet Nam. What can pnc-bot do?",
+            "/pnc help",
+        ),
+        Step(
+            "Saigon Stitch Co. (VN-1001) is assessed: 5 publicly reported issues are found "
+            "out of compliance — one more than the threshold. The factory (in Vietnamese, "
+            "with English below), each subscribing buyer and the staff channel are told.",
+            f"/pnc assess VN-1001 {ago(730)} {fails}",
+        ),
+        Step(
+            "A year later the next assessment finds 4 again: at risk, 2 of 3.",
+            f"/pnc assess VN-1001 {ago(365)} CO-02,OS-01,OS-03,WT-01",
+        ),
+        Step(
+            "Hanoi Knitwear Ltd. (VN-1002) fails one assessment…",
+            f"/pnc assess VN-1002 {ago(300)} CO-03,OS-01,OS-05,WT-01",
+        ),
+        Step(
+            "…and improves: 2 issues in the next one. The process towards designation stops.",
+            f"/pnc assess VN-1002 {ago(60)} OS-02,WT-01",
+        ),
+        Step(
+            "Saigon Stitch fails a third assessment in a row: it is designated persistently "
+            "non-compliant. The Labour Inspectorate receives the referral with the issues that "
+            "were the basis; staff get an urgent alert.",
+            f"/pnc assess VN-1001 {ago(30)} CO-02,OS-01,WT-01,WT-02,CH-01,FL-03",
+        ),
+        Step("Anyone on staff can see where a factory stands.", "/pnc status VN-1001"),
+        Step("", "/pnc at-risk"),
+        Step(
+            "The quarterly call with buyer partners is the day after tomorrow: the agenda goes "
+            "to the staff channel and each buyer gets the list of its own factories at risk.",
+            f"/pnc calls add {ahead(2)} 15:00",
+        ),
+        Step(
+            "Saigon Stitch applies for readmission with its evidence and its improvement "
+            "reports to the Inspectorate. Managers are told, and reminded until they decide.",
+            "/pnc readmission apply VN-1001 https://drive.example.org/saigon-stitch/evidence "
+            "reports https://drive.example.org/saigon-stitch/inspectorate-report",
+        ),
+        Step(
+            "A manager schedules an unannounced verification visit (the factory is not told).",
+            f"/pnc readmission unannounced VN-1001 {ahead(8)}",
+        ),
+        Step(
+            "A week goes by: the review is still open, the visit is tomorrow, and the meeting "
+            "with buyers and national stakeholders has not been held yet.",
+            skip_days=7,
+        ),
+        Step(
+            "The next day, the visit finds one issue. It is recorded and shown to the "
+            "reviewer; it does not count towards a new streak.",
+            f"/pnc assess VN-1001 {ahead(8)} OS-02 unannounced",
+            skip_days=1,
+        ),
+        Step(
+            "The stakeholder meeting took place last week.",
+            f"/pnc meeting held VN-1001 {ahead(4)}",
+        ),
+        Step(
+            "The manager approves the readmission: the factory and its buyers are told.",
+            "/pnc readmission approve VN-1001 All issues and their root causes are resolved",
+        ),
+        Step("", "/pnc history VN-1001"),
+        Step("Every notice went out; none is waiting or dead.", "/pnc outbox"),
+    ]
+
+
+def _settings(database: Path, outbox: Path) -> Settings:
+    """Everything explicit: the environment (a production database, SMTP) is never used."""
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        smtp_url=None,
+        outbox_dir=outbox,
+        staff_channel=STAFF_CHANNEL,
+        inspectorate_email="inspection@dolisa.example.gov.vn",
+        mail_from="pnc-bot@betterwork.example.org",
+        reply_to=None,
+        admins=(MANAGER,),
+        config_path=None,
+        slack_bot_token=None,
+        slack_signing_secret=None,
+        slack_app_token=None,
+        timezone="Asia/Ho_Chi_Minh",
+        call_reminder_days=3,
+        readmission_reminder_days=7,
+    )
+
+
+def output_folder(wanted: Path | None) -> Path:
+    if wanted is not None:
+        return wanted
+    base = Path.cwd() / f"pnc-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Path:
+    """Play the story; returns the folder with the emails."""
+    outbox = output_folder(out)
+    scratch = Path(tempfile.mkdtemp(prefix="pnc-demo-db-"))
+    clock = DemoClock()
+    bot: Bot | None = None
+    try:
+        bot = await bootstrap(_settings(scratch / "pnc.db", outbox), clock=clock)
+        manager = Actor(MANAGER, RoleLevel.MANAGER, "demo")
+        examples = resources.files("bot").joinpath("data", "examples")
+        for kind in ("factories", "buyers", "subscriptions"):
+            with resources.as_file(examples.joinpath(f"{kind}.csv")) as path:
+                await bot.importer.run(kind, path, manager)
+        async with ConsoleSession(bot, write=write, operator=manager) as session:
+            for number, step in enumerate(story(bot.services.today()), 1):
+                if step.say:
+                    write(f"── {number}. {step.say}")
+                if step.skip_days:
+                    clock.skip(step.skip_days)
+                    days = "1 day" if step.skip_days == 1 else f"{step.skip_days} days"
+                    write(f"   (the demo's clock moves {days} ahead)")
+                    await session.deliver()
+                if step.command:
+                    write(f"you › {step.command}")
+                    await session.command(step.command)
+    finally:
+        if bot is not None:
+            await bot.aclose()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return outbox

@@ -1,0 +1,68 @@
+"""``pnc-bot demo``: the first command a new user runs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.test_cli import PNC_BOT, environment
+
+
+def test_the_demo_tells_the_whole_story_and_leaves_only_its_emails(tmp_path: Path) -> None:
+    # a configured production database must never be touched by the demo
+    env = environment(
+        {
+            "PNC_DATABASE_URL": "postgresql+asyncpg://prod:secret@127.0.0.1:9/prod",
+            "PNC_SMTP_URL": "smtp://127.0.0.1:9",
+        }
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(PNC_BOT), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 15
+    out = result.stdout
+    for moment in (
+        "At risk (1 of 3)",
+        "At risk (2 of 3)",
+        "process_stopped",
+        "*Persistently non-compliant*",
+        "inspectorate_referral",
+        "Quarterly buyer call",
+        "Readmission under review",
+        "Unannounced verification visit tomorrow",
+        "Readmission of `VN-1001` approved",
+        "0 waiting, 0 retrying, 0 dead",
+    ):
+        assert moment in out, moment
+    assert "Traceback" not in result.stderr and "secret" not in out + result.stderr
+    # the reminder of the visit comes the day before the visit, as its text says
+    found = re.search(r"visit tomorrow\*, (\d{4}-\d{2}-\d{2})", out)
+    assert found is not None
+    before, after = out[: found.start()], out[found.end() :]
+    assert f"/pnc readmission unannounced VN-1001 {found[1]}" in before
+    assert "moves 7 days ahead" in before and "moves 1 day ahead" in after
+    (folder,) = [p for p in tmp_path.iterdir()]  # nothing else left behind (no ./var)
+    assert folder.name.startswith("pnc-demo-") and str(folder) in out
+    emls = sorted(folder.glob("*.eml"))
+    assert len(emls) == len(list(folder.glob("*.html"))) >= 15
+    kinds = set()
+    for path in emls:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        kinds.add(str(message["PNC-Notice"]))
+        assert message.get_content_type() == "multipart/alternative"
+    assert kinds >= {
+        "at_risk_warning",
+        "process_stopped",
+        "pnc_designated",
+        "inspectorate_referral",
+        "buyer_call_reminder",
+        "readmission_applied",
+        "readmission_approved",
+    }
