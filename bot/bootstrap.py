@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.countries import Config, load_config
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, Policy
 from bot.importer import Importer
 from bot.services import Clock, Services
 from bot.settings import Settings, load_settings
@@ -64,7 +65,10 @@ def build_dispatcher(
     transports = [email or email_transport(bot.settings)]
     if slack is not None:
         transports.append(SlackTransport(slack))
-    dispatcher = Dispatcher(bot.db, bot.settings, bot.config, transports, bot.services.clock)
+    policy = Policy(lease=timedelta(seconds=bot.settings.delivery_lease_seconds))
+    dispatcher = Dispatcher(
+        bot.db, bot.settings, bot.config, transports, bot.services.clock, policy=policy
+    )
     bot.services.on_notices = dispatcher.wake
     return dispatcher
 

@@ -127,19 +127,30 @@ class Dispatcher:
                 continue
             claimed += len(rows)
             ready, broken = self._render(rows)
+            finished: set[int] = set()
+            reset = [True]  # the first delivery of the round clears a past pause of the channel
+
+            async def done(
+                i: int,
+                result: Result,
+                ready: Any = ready,
+                reset: Any = reset,
+                finished: set[int] = finished,
+                channel: str = channel,
+            ) -> None:
+                finished.add(i)
+                clear = reset[0] and result.outcome == Outcome.SENT
+                reset[0] = reset[0] and not clear
+                await self._record(ready[i][0], result, channel, clear_pause=clear)
+
             try:
-                results = await transport.send(ready) if ready else []
+                if ready:
+                    await transport.send(ready, done)
             except ChannelDown as exc:
-                await self._pause(channel, exc, [row for row, _ in ready])
-                results = None
-            if results is not None:
-                await self._record([row for row, _ in ready], results, channel)
-            if broken:
-                await self._record(
-                    [row for row, _ in broken],
-                    [Result(Outcome.DEAD, error=e) for _, e in broken],
-                    channel,
-                )
+                undone = [row for i, (row, _) in enumerate(ready) if i not in finished]
+                await self._pause(channel, exc, undone)
+            for row, error in broken:
+                await self._record(row, Result(Outcome.DEAD, error=error), channel)
         return claimed
 
     # --- claiming ---------------------------------------------------------------------------
@@ -190,31 +201,33 @@ class Dispatcher:
 
     # --- outcomes ---------------------------------------------------------------------------
 
-    async def _record(self, rows: list[OutboxMessage], results: list[Result], channel: str) -> None:
+    async def _record(
+        self, row: OutboxMessage, result: Result, channel: str, *, clear_pause: bool = False
+    ) -> None:
+        """Record one outcome at once — only if the claim is still this dispatcher's."""
         now = self.clock()
-        dead: list[tuple[OutboxMessage, str]] = []
+        values = self._outcome_values(row, result, now)
         async with self.db.transaction(write=True) as s:
-            for row, result in zip(rows, results, strict=True):
-                values = self._outcome_values(row, result, now)
-                if values.get("status") == "dead":
-                    dead.append((row, values["last_error"]))
-                await s.exec(
-                    update(OUTBOX)
-                    .where(
-                        OUTBOX.c.id == row.id,
-                        OUTBOX.c.claimed_by == self.name,
-                        OUTBOX.c.status == "sending",
-                    )
-                    .values(**values)
+            changed = await s.exec(
+                update(OUTBOX)
+                .where(
+                    OUTBOX.c.id == row.id,
+                    OUTBOX.c.claimed_by == self.name,
+                    OUTBOX.c.status == "sending",
                 )
-            if any(r.outcome == Outcome.SENT for r in results):
+                .values(**values)
+            )
+            if changed.rowcount == 0:
+                log.warning("notice %s was taken over by another dispatcher", row.id)
+                return
+            if clear_pause:
                 await s.exec(
                     update(CHANNELS)
-                    .where(CHANNELS.c.name == channel)
+                    .where(CHANNELS.c.name == channel, CHANNELS.c.failures > 0)
                     .values(paused_until=None, reason=None, failures=0, alerted=False)
                 )
-            for row, error in dead:
-                await self._alert_dead(s, row, error, now)
+            if values.get("status") == "dead":
+                await self._alert_dead(s, row, values["last_error"], now)
 
     def _outcome_values(self, row: OutboxMessage, result: Result, now: datetime) -> dict[str, Any]:
         released = {"lease_until": None, "claimed_by": None}

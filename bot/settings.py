@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         7, ge=1, le=90, validation_alias="PNC_READMISSION_REMINDER_DAYS"
     )
     config_path: Path | None = Field(None, validation_alias="PNC_CONFIG")
+    #: how long a dispatcher holds a notice it is delivering; after that (a crashed replica)
+    #: another one takes it over
+    delivery_lease_seconds: int = Field(
+        120, ge=5, le=3600, validation_alias="PNC_DELIVERY_LEASE_SECONDS"
+    )
 
     @field_validator("admins", mode="before")
     @classmethod

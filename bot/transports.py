@@ -12,7 +12,7 @@ import asyncio
 import re
 import ssl
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -57,10 +57,17 @@ class ChannelDown(Exception):
         self.config = config
 
 
+#: called with a message's index in the batch and its outcome, as soon as it is known
+Done = Callable[[int, Result], Awaitable[None]]
+
+
 class Transport(Protocol):
     channel: str
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]: ...
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+        """Deliver the batch, reporting each message through ``done`` as it completes (so a
+        crash leaves at most the messages in flight unrecorded); raise ``ChannelDown`` when the
+        channel cannot deliver at all."""
 
     async def close(self) -> None: ...
 
@@ -76,29 +83,26 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
-        return await asyncio.to_thread(self._write_all, batch)
-
-    def _write_all(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
             raise ChannelDown(
                 f"cannot write to {self.folder}: {exc.strerror}", config=True
             ) from exc
-        results = []
-        for row, message in batch:
-            stem = self.folder / _file_stem(row)
-            try:
-                stem.with_suffix(".eml").write_bytes(message.as_bytes(policy=SMTP_POLICY))
-                html = message.get_body(preferencelist=("html",))
-                if html is not None:
-                    stem.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
-            except OSError as exc:
-                results.append(Result(Outcome.RETRY, error=f"cannot write {stem}: {exc.strerror}"))
-                continue
-            results.append(Result(Outcome.SENT, reply=f"file:{stem.with_suffix('.eml')}"))
-        return results
+        for i, (row, message) in enumerate(batch):
+            await done(i, await asyncio.to_thread(self._write, row, message))
+
+    def _write(self, row: OutboxMessage, message: EmailMessage) -> Result:
+        stem = self.folder / _file_stem(row)
+        try:
+            stem.with_suffix(".eml").write_bytes(message.as_bytes(policy=SMTP_POLICY))
+            html = message.get_body(preferencelist=("html",))
+            if html is not None:
+                stem.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+        except OSError as exc:
+            return Result(Outcome.RETRY, error=f"cannot write {stem}: {exc.strerror}")
+        return Result(Outcome.SENT, reply=f"file:{stem.with_suffix('.eml')}")
 
     async def close(self) -> None:
         return None
@@ -172,17 +176,15 @@ class SmtpTransport:
         self.settings = settings
         self._clients: list[aiosmtplib.SMTP | None] = [None] * max(1, connections)
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
         lanes = [list(range(i, len(batch), len(self._clients))) for i in range(len(self._clients))]
-        results: list[Result | None] = [None] * len(batch)
 
         async def lane(number: int, indexes: list[int]) -> None:
             for i in indexes:
                 row, message = batch[i]
-                results[i] = await self._send_one(number, row, message)
+                await done(i, await self._send_one(number, row, message))
 
         await asyncio.gather(*(lane(n, ix) for n, ix in enumerate(lanes) if ix))
-        return [r for r in results if r is not None]
 
     async def _client(self, number: int) -> aiosmtplib.SMTP:
         client = self._clients[number]
@@ -328,9 +330,8 @@ class SlackTransport:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
-        results = []
-        for row, message in batch:
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+        for i, (row, message) in enumerate(batch):
             try:
                 response = await self.client.chat_postMessage(
                     channel=row.addresses[0],
@@ -344,18 +345,17 @@ class SlackTransport:
                 error = str(exc.response.get("error", "")) if exc.response.data else ""
                 if status == 429 or error == "ratelimited":
                     wait = float(exc.response.headers.get("Retry-After", "30") or 30)
-                    results.append(Result(Outcome.WAIT, error="rate limited", retry_after=wait))
+                    await done(i, Result(Outcome.WAIT, error="rate limited", retry_after=wait))
                 elif error in _SLACK_CONFIG:
                     raise ChannelDown(f"Slack refused: {error}", config=True) from exc
                 elif error in _SLACK_PERMANENT:
-                    results.append(Result(Outcome.DEAD, error=f"Slack: {error}"))
+                    await done(i, Result(Outcome.DEAD, error=f"Slack: {error}"))
                 else:
-                    results.append(Result(Outcome.RETRY, error=f"Slack: {status} {error}".strip()))
+                    await done(i, Result(Outcome.RETRY, error=f"Slack: {status} {error}".strip()))
                 continue
             except (TimeoutError, OSError) as exc:
                 raise ChannelDown(f"Slack unreachable: {_brief(exc)}") from exc
-            results.append(Result(Outcome.SENT, reply=f"ts:{response.get('ts')}"))
-        return results
+            await done(i, Result(Outcome.SENT, reply=f"ts:{response.get('ts')}"))
 
     async def close(self) -> None:
         return None

@@ -20,7 +20,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.bootstrap import Bot, build_background, email_transport
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
-from bot.transports import Result, Transport
+from bot.transports import Done, Result, Transport
 from handlers.runner import ACTOR, SOURCE, settle
 from store.models import OutboxMessage
 
@@ -228,15 +228,17 @@ class _Shown:
         self.channel = transport.channel
         self.write = write
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]]) -> list[Result]:
-        results = await self.transport.send(batch)
-        for (row, message), result in zip(batch, results, strict=True):
+    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+        async def shown(i: int, result: Result) -> None:
+            row, message = batch[i]
             where = f" → {result.reply}" if result.reply else f" ({result.outcome}: {result.error})"
             self.write(
                 f"[email {row.kind} to {row.recipient_name} <{', '.join(row.addresses)}>]"
                 f" {message['Subject']}{where}"
             )
-        return results
+            await done(i, result)
+
+        await self.transport.send(batch, shown)
 
     async def close(self) -> None:
         await self.transport.close()

@@ -273,7 +273,11 @@ async def test_a_dispatcher_killed_after_sending_duplicates_with_the_same_messag
     crashed = dispatcher(services, clock, smtp_transport(smtp), name="crashed")
     rows = await crashed._claim("email", clock.now)
     ready, _ = crashed._render(rows)
-    await crashed.transports["email"].send(ready[:1])  # one went out, then the process died
+
+    async def died(i: int, result: object) -> None:  # one went out, then the process died
+        return None
+
+    await crashed.transports["email"].send(ready[:1], died)
     clock.advance(minutes=3)
     await drain(dispatcher(services, clock, smtp_transport(smtp), name="survivor"))
     counts = Counter(m.message_id for m in smtp.received)
@@ -424,3 +428,32 @@ async def test_smtps_to_an_untrusted_certificate_is_a_configuration_fault(
         assert "TLS failed" in ((await services.outbox()).paused[0].reason or "")
     finally:
         server.stop()
+
+
+async def test_a_crash_mid_batch_duplicates_at_most_the_message_in_flight(
+    services: Services, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    await services.add_buyer(MANAGER, "B-A", "Acme", "a@acme.example")
+    for n in range(10):
+        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
+        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+    one_lane = SmtpTransport(SmtpSettings.from_url(smtp.url), connections=1)
+    crashed = dispatcher(services, clock, one_lane, name="crashed")
+    rows = await crashed._claim("email", clock.now)
+    ready, _ = crashed._render(rows)
+    recorded = 0
+
+    async def dies_after_six(i: int, result: object) -> None:
+        nonlocal recorded
+        if recorded == 5:  # the 6th message was accepted by the server; the process dies now
+            raise asyncio.CancelledError
+        await crashed._record(ready[i][0], result, "email")  # type: ignore[arg-type]
+        recorded += 1
+
+    with pytest.raises(asyncio.CancelledError):
+        await one_lane.send(ready, dies_after_six)
+    clock.advance(minutes=3)  # the crashed claim's lease expires
+    await drain(dispatcher(services, clock, smtp_transport(smtp), name="survivor"))
+    counts = Counter(m.message_id for m in smtp.received)
+    assert len(counts) == 10
+    assert sorted(counts.values()) == [1] * 9 + [2]  # only the one in flight, same Message-ID
