@@ -42,10 +42,15 @@ def template(name: str, **context: Any) -> dict[str, Any]:
     return message(render_slack(f"slack/{name}.txt", **context))
 
 
-def reply(macro: str, *args: Any) -> dict[str, Any]:
-    """One of the short confirmations in ``templates/slack/replies.txt``."""
+def phrase(macro: str, *args: Any) -> str:
+    """One of the short texts in ``templates/slack/replies.txt``, as mrkdwn."""
     module = slack_environment().get_template("slack/replies.txt").module
-    return message(str(getattr(module, macro)(*args)).strip())
+    return str(getattr(module, macro)(*args)).strip()
+
+
+def reply(macro: str, *args: Any) -> dict[str, Any]:
+    """One of the short confirmations in ``templates/slack/replies.txt``, as a message."""
+    return message(phrase(macro, *args))
 
 
 def refusal_text(exc: PncError) -> str:

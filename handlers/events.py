@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -14,6 +15,7 @@ from handlers import blocks
 from handlers.runner import ACTOR, SERVICES, tracked
 
 HOME_LIMIT = 20
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp) -> None:
@@ -23,6 +25,13 @@ def register(app: AsyncApp) -> None:
 async def home_opened(event: dict[str, Any], context: dict[str, Any], client: Any) -> None:
     if event.get("tab", "home") != "home":
         return
+    try:
+        await _publish_home(context, client)
+    except Exception:
+        log.exception("could not publish App Home for %s", context.get("user_id"))
+
+
+async def _publish_home(context: dict[str, Any], client: Any) -> None:
     services: Services = context[SERVICES]
     actor: Actor = context[ACTOR]
     if actor.role is None:

@@ -42,6 +42,28 @@ def register(app: AsyncApp, services: Services, http: aiohttp.ClientSession) -> 
 async def check_access(
     context: dict[str, Any], body: dict[str, Any], next: Any
 ) -> BoltResponse | None:
+    try:
+        return await _check_access(context, body, next)
+    except Exception:
+        # e.g. the database is restarting: say so plainly; the person can try again
+        log.exception("could not check access for %s", context.get("user_id"))
+        await audit(context, "error", {"error": "unavailable"})
+        if body.get("type") == "view_submission":
+            return BoltResponse(
+                status=200,
+                body={
+                    "response_action": "errors",
+                    "errors": {blocks.FACTORY: blocks.phrase("unavailable")},
+                },
+            )
+        if body.get("command"):
+            return BoltResponse(status=200, body=blocks.reply("unavailable"))
+        return BoltResponse(status=200, body="")
+
+
+async def _check_access(
+    context: dict[str, Any], body: dict[str, Any], next: Any
+) -> BoltResponse | None:
     services: Services = context[SERVICES]
     user_id = context.get("user_id")
     if not user_id:

@@ -39,6 +39,11 @@ async def assessment_submitted(
         await ack(response_action="errors", errors={blocks.field_for(exc): exc.render()[:300]})
         await audit(context, "refused", {"error": exc.code})
         return
+    except Exception as exc:
+        log.exception("could not record the form of %s", actor.user_id)
+        await ack(response_action="errors", errors={blocks.FACTORY: blocks.phrase("unavailable")})
+        await audit(context, "error", {"error": type(exc).__name__})
+        return
     await ack()
     await audit(context, "ok", {"assessment_id": outcome.assessment_id})
     reply = blocks.template("assessed", o=outcome)
