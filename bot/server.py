@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -15,7 +17,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from sqlalchemy import text
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import delete, text
+from sqlalchemy.exc import IntegrityError
 
 from bot import __version__
 from bot.bootstrap import Bot, bootstrap, build_background
@@ -24,6 +28,7 @@ from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from handlers.runner import settle
 from scheduler.clock import Background
+from store.models import SlackRequest
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,37 @@ def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, 
     return token, secret or "", app_token
 
 
+class ReplayGuard:
+    """Refuses a Slack request whose signature was already served (on any replica: the
+    signatures are kept in the database for as long as Slack's signatures are valid)."""
+
+    KEEP = timedelta(minutes=6)  # Slack refuses timestamps older than 5 minutes
+
+    def __init__(self, bot: Bot, secret: str) -> None:
+        self.bot = bot
+        self.verifier = SignatureVerifier(secret)
+        self._served = 0
+
+    async def first_time(self, body: str, headers: Mapping[str, str]) -> bool:
+        """False for a request correctly signed that was already served. Requests that are not
+        correctly signed are left to Bolt, which refuses them."""
+        signature = headers.get("X-Slack-Signature", "")
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+            return True
+        now = self.bot.services.clock()
+        try:
+            async with self.bot.db.transaction(write=True) as s:
+                s.add(SlackRequest(signature=signature[:100], seen_at=now))
+                self._served += 1
+                if self._served % 200 == 0:  # forget what can no longer be replayed
+                    await s.exec(delete(SlackRequest).where(SlackRequest.seen_at < now - self.KEEP))  # type: ignore[arg-type]
+        except IntegrityError:
+            log.warning("refused a replayed Slack request (timestamp %s)", timestamp)
+            return False
+        return True
+
+
 class Server:
     """The bot's HTTP server around a Bolt app (and a Socket Mode connection when asked)."""
 
@@ -62,6 +98,7 @@ class Server:
         bot: Bot,
         slack: AsyncApp,
         *,
+        signing_secret: str | None = None,
         app_token: str | None = None,
         background: Background | None = None,
     ) -> None:
@@ -69,6 +106,8 @@ class Server:
         self.slack = slack
         self.app_token = app_token
         self.background = background
+        # HTTP requests carry Slack's signature; Socket Mode does not need one
+        self.replays = ReplayGuard(bot, signing_secret) if signing_secret else None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -110,7 +149,12 @@ class Server:
             await self.background.stop()  # the clock first; then deliveries in hand finish
 
     async def _slack_events(self, request: web.Request) -> web.Response:
-        response = await self.slack.async_dispatch(await to_bolt_request(request))
+        bolt_request = await to_bolt_request(request)
+        if self.replays is not None and not await self.replays.first_time(
+            bolt_request.raw_body, request.headers
+        ):
+            return web.json_response({"error": "this request was already served"}, status=401)
+        response = await self.slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -140,6 +184,7 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
     server = Server(
         bot,
         slack,
+        signing_secret=None if socket_mode else secret,
         app_token=app_token if socket_mode else None,
         background=build_background(bot, slack.client),
     )

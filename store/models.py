@@ -300,3 +300,13 @@ class Reminder(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     note: str | None = Field(default=None, max_length=300)
+
+
+class SlackRequest(SQLModel, table=True):
+    """Signatures of Slack requests already served: a replayed request is refused (Slack signs
+    each delivery anew, retries included)."""
+
+    __tablename__ = "slack_request"
+
+    signature: str = Field(primary_key=True, max_length=100)
+    seen_at: datetime = Field(sa_column=_when(index=True))

@@ -155,7 +155,8 @@ async def bot_server(
         api_url=f"{slack.url}/api/",
         http=http,
     )
-    server = Server(Bot(settings, services.config, db, services, Importer(services)), app)
+    bot = Bot(settings, services.config, db, services, Importer(services))
+    server = Server(bot, app, signing_secret=SIGNING_SECRET)
     await server.start("127.0.0.1", 0)
     yield server
     await server.stop()

@@ -64,6 +64,20 @@ async def test_requests_not_signed_by_slack_are_refused(client: SlackClient) -> 
     assert (await client.post(body, form))[0] == 200
 
 
+async def test_a_replayed_request_is_refused(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    _, body = client.command_body("assess VN-1004 2026-10-01 none", ASSESSOR)
+    stamp = int(time.time())
+    form = "application/x-www-form-urlencoded"
+    first = await client.post(body, form, timestamp=stamp)
+    assert first[0] == 200
+    again = await client.post(body, form, timestamp=stamp)  # the very same signed request
+    assert again[0] == 401 and "already served" in again[1]
+    await client.slack.wait(lambda: client.slack.responses)
+    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+
+
 async def test_health_check_names_no_secret(client: SlackClient) -> None:
     async with client.session.get(f"{client.base}/healthz") as response:
         assert response.status == 200
@@ -436,7 +450,12 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
     )
     bot = Bot(settings, services.config, db, services, Importer(services))
     email = SmtpTransport(SmtpSettings.from_url(smtp.url))
-    server = Server(bot, app, background=build_background(bot, app.client, email=email))
+    server = Server(
+        bot,
+        app,
+        signing_secret=SIGNING_SECRET,
+        background=build_background(bot, app.client, email=email),
+    )
     await server.start("127.0.0.1", 0)
     try:
         import aiohttp
@@ -495,7 +514,12 @@ async def running(db: Any, settings: Any, services: Services, slack: FakeSlack, 
     )
     bot = Bot(settings, services.config, db, services, Importer(services))
     email = SmtpTransport(SmtpSettings.from_url(smtp.url))
-    server = Server(bot, app, background=build_background(bot, app.client, email=email))
+    server = Server(
+        bot,
+        app,
+        signing_secret=SIGNING_SECRET,
+        background=build_background(bot, app.client, email=email),
+    )
     await server.start("127.0.0.1", 0)
     async with aiohttp.ClientSession() as session:
         yield SlackClient(f"http://127.0.0.1:{server.port}", slack, session), smtp
