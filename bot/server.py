@@ -87,6 +87,10 @@ class ReplayGuard:
         except IntegrityError:
             log.warning("refused a replayed Slack request (timestamp %s)", timestamp)
             return False
+        except Exception as exc:
+            # the database is unreachable: nothing can be written by this request either, and
+            # the access middleware tells the person to try again
+            log.warning("could not check for a replay (%s)", type(exc).__name__)
         return True
 
 

@@ -155,6 +155,8 @@ class SmtpServer:
     implicit_tls: bool = False
     refuse: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
+    #: seconds to stall before answering each of the next DATA commands (a hanging server)
+    data_stalls: list[float] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     controller: Controller | None = None
 
@@ -199,6 +201,8 @@ class SmtpServer:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.data_stalls:
+            await asyncio.sleep(self.data_stalls.pop(0))
         if self.data_replies:
             return self.data_replies.pop(0)
         content = envelope.original_content or envelope.content

@@ -4,89 +4,29 @@ SMTP server (aiosmtpd on loopback) and the fake Slack Web API — on SQLite and 
 from __future__ import annotations
 
 import asyncio
-import random
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
-from bot.dispatcher import Dispatcher, Policy
+from bot.dispatcher import Policy
 from bot.services import Services
-from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTransport, Transport
+from bot.transports import FileTransport, SmtpSettings, SmtpTransport
 from store.models import OutboxMessage
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
-
-FAIL4 = "CO-01,CO-02,OS-01,WT-01"
-PASS = "OS-02"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def registry(services: Services) -> None:
-    """A Vietnamese factory, two subscribing buyers (one with two addresses), one bystander."""
-    await services.add_factory(
-        MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi", "2027-06-30"
-    )
-    await services.add_buyer(MANAGER, "B-A", "Acme", "a1@acme.example;a2@acme.example")
-    await services.add_buyer(MANAGER, "B-N", "Nordic", "csr@nordic.example")
-    await services.add_buyer(MANAGER, "B-X", "Bystander", "x@bystander.example")
-    for buyer in ("B-A", "B-N"):
-        await services.subscribe(MANAGER, buyer, "VN-1")
-
-
-def dispatcher(
-    services: Services, clock: FrozenClock, *transports: Transport, name: str = "d1"
-) -> Dispatcher:
-    return Dispatcher(
-        services.db,
-        services.settings,
-        services.config,
-        list(transports),
-        clock,
-        name=name,
-        rng=random.Random(7),
-    )
-
-
-def smtp_transport(smtp: SmtpServer) -> SmtpTransport:
-    return SmtpTransport(SmtpSettings.from_url(smtp.url))
-
-
-def slack_transport(slack: FakeSlack) -> SlackTransport:
-    return SlackTransport(AsyncWebClient(token="xoxb-t", base_url=f"{slack.url}/api/"))
-
-
-async def drain(d: Dispatcher) -> int:
-    total = 0
-    while claimed := await d.run_once():
-        total += claimed
-    return total
-
-
-async def outbox(services: Services) -> list[OutboxMessage]:
-    async with services.db.transaction() as s:
-        return list((await s.exec(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+from tests.integration.helpers import (
+    FAIL4,
+    PASS,
+    dispatcher,
+    drain,
+    outbox,
+    slack_transport,
+    smtp_transport,
+)
 
 
 async def test_a_warning_reaches_each_organisation_separately(

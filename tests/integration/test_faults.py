@@ -1,0 +1,50 @@
+"""Faults the bot must ride out without losing a notice (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from bot.services import Services
+from bot.transports import SmtpSettings, SmtpTransport
+from tests.conftest import ASSESSOR, FrozenClock
+from tests.fakes import FakeSlack, SmtpServer
+from tests.integration.helpers import FAIL4, dispatcher, drain, outbox, slack_transport
+
+
+async def test_smtp_hanging_mid_data_is_retried_and_nothing_is_lost(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    smtp.data_stalls.append(4.0)  # longer than the 2-second timeout below
+    url = smtp.url.replace("timeout=5", "timeout=2")
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(url), connections=1))
+    await drain(d)
+    stalled = [
+        r
+        for r in await outbox(services)
+        if r.channel == "email" and r.attempts == 1 and r.status == "pending"
+    ]
+    assert len(stalled) == 1 and "timed out" in (stalled[0].last_error or "")
+    clock.advance(minutes=2)
+    await drain(d)
+    await d.close()
+    assert {r.status for r in await outbox(services) if r.channel == "email"} == {"sent"}
+    # the stalled message may have been accepted after all: then it arrives twice, with one id
+    counts = Counter(m.message_id for m in smtp.received)
+    assert len(counts) == 3 and max(counts.values()) <= 2
+
+
+async def test_slack_5xx_is_retried_until_it_answers(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    slack.fail("chat.postMessage", 503, times=2)
+    d = dispatcher(services, clock, slack_transport(slack))
+    for _ in range(3):
+        await drain(d)
+        clock.advance(minutes=5)
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert staff.status == "sent" and staff.attempts == 3
+    assert len(slack.calls_to("chat.postMessage")) == 3
+    assert timedelta(0) < clock.now - staff.created_at
