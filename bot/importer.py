@@ -91,7 +91,7 @@ def read_rows(path: Path, kind: str) -> tuple[list[Row], list[tuple[int, str]]]:
         raise ImportRejected(shown, [(1, f"unreadable header ({exc})")], 0) from None
     if header is None or not any(h.strip() for h in header):
         raise ImportRejected(shown, [(1, f"the file is empty: expected the header {expected}")], 0)
-    names = [h.strip().lower() for h in header]
+    names = [validation.shown(h.strip().lower(), 40) for h in header]
     problems = []
     missing = [c for c in required if c not in names]
     unknown = [n for n in names if n not in required + optional]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from bot.services import Services, StateOutcome
 
-_URL = re.compile(r"^https?://[^\s<>\"']{3,2000}$")
+_URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f\x7f-\x9f]{3,2000}$")
 
 
 def urls(values: Sequence[str], what: str) -> list[str]:

@@ -508,7 +508,9 @@ class Services:
     async def log_command(
         self, user_id: str, source: str, text: str, outcome: str, detail: dict[str, Any]
     ) -> None:
-        """The audit entry of one command, accepted or refused (its own transaction)."""
+        """The audit entry of one command, accepted or refused (its own transaction). The text
+        is kept as typed, except characters a database cannot store (NUL)."""
+        text = text.replace("\x00", "\\x00")
         async with self.db.transaction(write=True) as s:
             s.add(
                 AuditEntry(

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import MalformedCommand
 from bot.suggest import close_matches
+from bot.validation import shown
 
 #: each subcommand's usage: the grammar's one source, shown by ``help`` and in refusals
 USAGE: dict[str, str] = {
@@ -339,5 +340,4 @@ def _unescape(token: str) -> str:
 
 
 def _short(value: str, limit: int = 40) -> str:
-    flat = re.sub(r"[\x00-\x1f\x7f`]", "", value)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return shown(value, limit)

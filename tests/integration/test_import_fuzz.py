@@ -245,7 +245,7 @@ def csv_files(draw: st.DrawFn, kind: str) -> bytes:
     text = out.getvalue()
     if draw(st.booleans()) and text.endswith("\n"):
         text = text.rstrip("\r\n")  # no newline at the end
-    data = (draw(st.sampled_from(["", "", "\ufeff"])) + text).encode("utf-8", "surrogatepass")
+    data = (draw(st.sampled_from(["", "", "\ufeff"])) + text).encode("utf-8")
     if dirty and draw(st.integers(0, 9)) == 0:  # bytes that are not UTF-8 somewhere in the file
         at = draw(st.integers(0, len(data)))
         data = (
@@ -264,7 +264,7 @@ async def row_counts(db: Database) -> dict[str, int]:
     async with db.transaction() as s:
         for model in (*TABLES, AuditEntry):
             query = select(func.count()).select_from(model)
-            found[model.__tablename__] = (await s.exec(query)).scalar_one()  # type: ignore[call-overload]
+            found[model.__tablename__] = (await s.exec(query)).scalar_one()
     return found
 
 
@@ -274,6 +274,7 @@ def lines_in(data: bytes) -> int:
 
 
 def _controls(text: str) -> list[str]:
+    """Control characters (C0 and C1) and line or paragraph separators in ``text``."""
     return [c for c in text if unicodedata.category(c) == "Cc" or c in "\u2028\u2029"]
 
 
@@ -303,6 +304,7 @@ async def check_import(importer: Importer, db: Database, kind: str, path: Path, 
             for line, reason in exc.errors:
                 assert f"line {line}: " in shown
                 assert reason.strip(), exc.errors
+                assert not _controls(reason), f"line {line}: {reason!r} is not one plain line"
             event(f"{kind}: rejected")
         else:
             event(f"{kind}: {exc.code}")
@@ -321,3 +323,53 @@ async def test_an_import_succeeds_or_names_every_bad_line_and_writes_nothing(
     loaded: Importer, db: Database, tmp_path: Path, kind: str, data: st.DataObject
 ) -> None:
     await check_import(loaded, db, kind, tmp_path / f"{kind}.csv", data.draw(csv_files(kind)))
+
+
+# --- bugs found ---------------------------------------------------------------------------------
+
+
+async def _refusal(importer: Importer, path: Path, kind: str, content: str) -> ImportRejected:
+    await asyncio.to_thread(path.write_bytes, content.encode("utf-8"))
+    with pytest.raises(ImportRejected) as exc_info:
+        await importer.run(kind, path, MANAGER)
+    return exc_info.value
+
+
+async def test_an_unknown_country_is_quoted_on_one_plain_line(
+    importer: Importer, tmp_path: Path
+) -> None:
+    exc = await _refusal(
+        importer,
+        tmp_path / "factories.csv",
+        "factories",
+        'factory_id,name,country,emails\nVN-1,A,"X\nline 9: forged\x1b[2J",a@b.example\n',
+    )
+    assert exc.errors[0][0] == 2
+    assert not _controls(exc.errors[0][1]), exc.errors
+    assert exc.render().count("\n") == 1, exc.render()
+
+
+async def test_a_header_problem_is_quoted_on_one_plain_line(
+    importer: Importer, tmp_path: Path
+) -> None:
+    exc = await _refusal(
+        importer, tmp_path / "buyers.csv", "buyers", 'buyer_id,name,emails,"a\nb\x1b[2J"\n'
+    )
+    assert exc.errors[0][0] == 1
+    assert not _controls(exc.errors[0][1]), exc.errors
+
+
+@pytest.mark.parametrize(
+    ("kind", "content"),
+    [
+        ("buyers", "buyer_id,name,emails\n\x85,A,a@b.example\n"),
+        ("subscriptions", "buyer_id,factory_id\nB-ACME,VN\x9b31m\n"),
+        ("assessments", "factory_id,assessed_on,nc_issues\nVN-1001,2025-01-0\x85,none\n"),
+    ],
+)
+async def test_a_bad_value_is_quoted_without_c1_controls(
+    importer: Importer, tmp_path: Path, kind: str, content: str
+) -> None:
+    exc = await _refusal(importer, tmp_path / f"{kind}.csv", kind, content)
+    assert exc.errors[0][0] == 2
+    assert not _controls(exc.errors[0][1]), exc.errors
