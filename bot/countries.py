@@ -126,7 +126,8 @@ class Countries(Mapping[str, Country]):
         except KeyError:
             close = close_matches(code, self._countries)
             raise UnknownCountry(
-                validation.shown(code, 20), close,
+                validation.shown(code, 20),
+                close,
                 extra=f"Known countries: {', '.join(self._countries)}.",
             ) from None
 

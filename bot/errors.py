@@ -91,6 +91,11 @@ class UnknownAssessment(NotFound):
     noun = "assessment"
 
 
+class UnknownNotice(NotFound):
+    code = "unknown_notice"
+    noun = "notice"
+
+
 class UnknownIssueCodes(InvalidInput):
     """One or more codes are not in the country's public-reporting catalogue."""
 

@@ -137,7 +137,7 @@ def _time(value: str) -> time:
     try:
         hours, minutes = value.strip().split(":")
         return time(int(hours), int(minutes))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidInput(
             f"`{validation.shown(value)}` is not a time of day.", "Write it as HH:MM, e.g. 14:30."
         ) from None

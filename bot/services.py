@@ -27,6 +27,7 @@ from bot.errors import (
     UnknownAssessment,
     UnknownBuyer,
     UnknownFactory,
+    UnknownNotice,
 )
 from bot.policy import Evaluation, Event, EventKind
 from bot.readmission import follow_up_for
@@ -510,7 +511,7 @@ class Services:
     ) -> None:
         """The audit entry of one command, accepted or refused (its own transaction). The text
         is kept as typed, except characters a database cannot store (NUL)."""
-        text = text.replace("\x00", "\\x00")
+        text = validation.storable(text)
         async with self.db.transaction(write=True) as s:
             s.add(
                 AuditEntry(
@@ -566,10 +567,12 @@ class Services:
                 f"`{validation.shown(str(notice_id))}` is not a notice number.",
                 "Use the number shown by `outbox`, e.g. `outbox retry 42`.",
             ) from None
+        if not 1 <= nid < 2**31:  # beyond any id the database can hold
+            raise UnknownNotice(f"#{nid}", extra="`outbox` lists the notices.")
         async with self.db.transaction(write=True) as s:
             row = await s.get(OutboxMessage, nid)
             if row is None:
-                raise NotFound(f"#{nid}", extra="`outbox` lists the notices.")
+                raise UnknownNotice(f"#{nid}", extra="`outbox` lists the notices.")
             if row.status in ("sent", "cancelled", "sending"):
                 raise Conflict(
                     f"Notice #{nid} is {row.status}; only waiting or dead notices are retried."

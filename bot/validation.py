@@ -21,8 +21,8 @@ _EMAIL = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 #: characters that must never be quoted back or stored: C0 and C1 controls, DEL, line and
-#: paragraph separators
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: paragraph separators, and lone surrogates (what undecodable bytes become)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 NO_ISSUES = frozenset({"none", "-", ""})
 _OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n", "\xa0")
@@ -165,6 +165,15 @@ def slack_user(value: str) -> str:
             "Mention the person (type @ and pick their name) so Slack sends their user id.",
         )
     return match.group(1) or match.group(2)
+
+
+def storable(value: str) -> str:
+    """Text kept as typed for the record (the audit log), except what no database can store:
+    NUL and lone surrogates are written as escapes."""
+    return _UNSTORABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def shown(value: str, limit: int = 60) -> str:

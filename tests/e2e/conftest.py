@@ -17,11 +17,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.bootstrap import Bot
 from bot.importer import Importer
+from bot.roles import Actor, RoleLevel
 from bot.server import Server
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from store.db import Database
+from tests.conftest import EXAMPLES
 from tests.fakes import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-8f2e"
@@ -166,3 +168,17 @@ async def bot_server(
 async def client(bot_server: Server, slack: FakeSlack) -> AsyncIterator[SlackClient]:
     async with aiohttp.ClientSession() as session:
         yield SlackClient(f"http://127.0.0.1:{bot_server.port}", slack, session)
+
+
+ADMIN = "U0ADMIN"  # a manager through PNC_ADMINS in the test settings
+VIEWER, ASSESSOR, MANAGER, STRANGER = "U0VIEW", "U0ASSESS", "U0MGR", "U0NOBODY"
+
+
+@pytest.fixture
+async def people(services: Services, importer: Importer) -> None:
+    """The sample factories and buyers, and one person with each role."""
+    admin = Actor(ADMIN, RoleLevel.MANAGER, "test")
+    for kind in ("factories", "buyers", "subscriptions", "assessments"):
+        await importer.run(kind, EXAMPLES / f"{kind}.csv", admin)
+    for user, role in ((VIEWER, "viewer"), (ASSESSOR, "assessor"), (MANAGER, "manager")):
+        await services.grant_role(admin, user, role)

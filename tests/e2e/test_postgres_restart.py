@@ -13,8 +13,7 @@ import pytest
 
 from bot.services import Services
 from tests.conftest import BACKENDS
-from tests.e2e.conftest import SlackClient
-from tests.e2e.test_slack import ASSESSOR, people  # noqa: F401  (fixture)
+from tests.e2e.conftest import ASSESSOR, SlackClient
 
 pytestmark = [
     pytest.mark.skipif("postgresql" not in BACKENDS, reason="PNC_TEST_BACKENDS excludes it"),

@@ -12,25 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.importer import Importer
-from bot.roles import Actor, RoleLevel
 from bot.services import Services
 from store.models import Assessment, AuditEntry, Buyer, Factory, Role, Subscription
-from tests.conftest import EXAMPLES
-from tests.e2e.conftest import FakeSlack, SlackClient
+from tests.e2e.conftest import ADMIN, ASSESSOR, MANAGER, STRANGER, VIEWER, FakeSlack, SlackClient
 
-ADMIN = "U0ADMIN"  # PNC_ADMINS in the test settings
-VIEWER, ASSESSOR, MANAGER, STRANGER = "U0VIEW", "U0ASSESS", "U0MGR", "U0NOBODY"
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
-
-
-@pytest.fixture
-async def people(services: Services, importer: Importer) -> None:
-    """The sample factories and buyers, and one person with each role."""
-    admin = Actor(ADMIN, RoleLevel.MANAGER, "test")
-    for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", admin)
-    for user, role in ((VIEWER, "viewer"), (ASSESSOR, "assessor"), (MANAGER, "manager")):
-        await services.grant_role(admin, user, role)
 
 
 async def rows(services: Services, model: type, *where: Any) -> int:
