@@ -48,3 +48,20 @@ async def test_slack_5xx_is_retried_until_it_answers(
     assert staff.status == "sent" and staff.attempts == 3
     assert len(slack.calls_to("chat.postMessage")) == 3
     assert timedelta(0) < clock.now - staff.created_at
+
+
+async def test_a_channel_that_stays_down_is_paused_longer_each_time_up_to_five_minutes(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(smtp.url)))
+    pauses = []
+    for _ in range(8):
+        await drain(d)
+        (paused,) = (await services.outbox()).paused
+        pauses.append((paused.until - clock.now).total_seconds())
+        clock.now = paused.until + timedelta(seconds=1)
+    for got, want in zip(pauses, [15, 30, 60, 120, 240, 300, 300, 300], strict=True):
+        assert want * 0.9 <= got <= want * 1.1, pauses  # with ±10 % jitter
+    assert all(r.attempts == 0 for r in await outbox(services))
