@@ -27,6 +27,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -180,7 +181,8 @@ class Dispatcher:
         )
         async with self.db.transaction(write=True) as s:
             found = (await s.exec(claim)).all()
-        rows = [OutboxMessage(**dict(r._mapping)) for r in found]
+        # plain attribute bags: building ORM objects for rows only read cost more than the claim
+        rows: list[Any] = [SimpleNamespace(**r._mapping) for r in found]
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id or 0))
 
     def _render(
@@ -207,27 +209,27 @@ class Dispatcher:
         """Record one outcome at once — only if the claim is still this dispatcher's."""
         now = self.clock()
         values = self._outcome_values(row, result, now)
-        async with self.db.transaction(write=True) as s:
-            changed = await s.exec(
-                update(OUTBOX)
-                .where(
-                    OUTBOX.c.id == row.id,
-                    OUTBOX.c.claimed_by == self.name,
-                    OUTBOX.c.status == "sending",
-                )
-                .values(**values)
-            )
-            if changed.rowcount == 0:
-                log.warning("notice %s was taken over by another dispatcher", row.id)
-                return
-            if clear_pause:
-                await s.exec(
+        ours = (
+            OUTBOX.c.id == row.id,
+            OUTBOX.c.claimed_by == self.name,
+            OUTBOX.c.status == "sending",
+        )
+        if values.get("status") == "dead":  # rare: the outcome and the staff alert together
+            async with self.db.transaction(write=True) as s:
+                changed = await s.exec(update(OUTBOX).where(*ours).values(**values))
+                if changed.rowcount:
+                    await self._alert_dead(s, row, values["last_error"], now)
+            return
+        async with self.db.connection(write=True) as conn:  # the common case, kept light
+            changed = await conn.execute(update(OUTBOX).where(*ours).values(**values))
+            if changed.rowcount and clear_pause:
+                await conn.execute(
                     update(CHANNELS)
                     .where(CHANNELS.c.name == channel, CHANNELS.c.failures > 0)
                     .values(paused_until=None, reason=None, failures=0, alerted=False)
                 )
-            if values.get("status") == "dead":
-                await self._alert_dead(s, row, values["last_error"], now)
+        if not changed.rowcount:
+            log.warning("notice %s was taken over by another dispatcher", row.id)
 
     def _outcome_values(self, row: OutboxMessage, result: Result, now: datetime) -> dict[str, Any]:
         released = {"lease_until": None, "claimed_by": None}

@@ -10,9 +10,11 @@ Vietnamese text first and the English below; everyone else gets English. ``layou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -67,26 +69,34 @@ def render(kind: str, languages: Sequence[str], context: dict[str, Any]) -> tupl
     return subjects[0], text, html
 
 
-def build(row: OutboxMessage, settings: Settings) -> EmailMessage:
-    """The message for one outbox row, to the addresses still to deliver to."""
+def build(row: OutboxMessage, settings: Settings) -> Message:
+    """The message for one outbox row, to the addresses still to deliver to.
+
+    Assembled with the classic MIME classes: the modern ``EmailMessage`` re-parses every header
+    it is given, which cost more than rendering the templates. Every value here was validated
+    when it was stored (no line breaks); ``_header`` refuses one anyway, and encodes non-ASCII
+    text (RFC 2047).
+    """
     subject, text, html = render(row.kind, languages_for(row), dict(row.payload))
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.mail_from
-    message["To"] = [_address(a, row.recipient_name) for a in row.addresses]
+    message = MIMEMultipart("alternative")
+    message["Subject"] = _header(subject)
+    message["From"] = _header(settings.mail_from)
+    name = " ".join(row.recipient_name.split())[:100]
+    message["To"] = ", ".join(formataddr((name, a), charset="utf-8") for a in row.addresses)
     if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
+        message["Reply-To"] = _header(settings.reply_to)
     message["Date"] = format_datetime(row.created_at)
-    message["Message-ID"] = row.message_id
+    message["Message-ID"] = _header(row.message_id)
     message["Auto-Submitted"] = "auto-generated"
-    message["PNC-Notice"] = row.kind
+    message["PNC-Notice"] = _header(row.kind)
     if row.factory_id:
-        message["PNC-Factory"] = row.factory_id
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
+        message["PNC-Factory"] = _header(row.factory_id)
+    message.attach(MIMEText(text, "plain", "utf-8"))
+    message.attach(MIMEText(html, "html", "utf-8"))
     return message
 
 
-def _address(email: str, name: str) -> Address:
-    local, _, domain = email.rpartition("@")
-    return Address(display_name=" ".join(name.split())[:100], username=local, domain=domain)
+def _header(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError("a header value contains a line break")
+    return value if value.isascii() else Header(value, "utf-8").encode()

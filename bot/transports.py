@@ -14,8 +14,9 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
+from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -93,13 +94,14 @@ class FileTransport:
         for i, (row, message) in enumerate(batch):
             await done(i, await asyncio.to_thread(self._write, row, message))
 
-    def _write(self, row: OutboxMessage, message: EmailMessage) -> Result:
+    def _write(self, row: OutboxMessage, message: Message) -> Result:
         stem = self.folder / _file_stem(row)
         try:
             stem.with_suffix(".eml").write_bytes(message.as_bytes(policy=SMTP_POLICY))
-            html = message.get_body(preferencelist=("html",))
+            html = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
             if html is not None:
-                stem.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+                content = html.get_payload(decode=True).decode(html.get_content_charset("utf-8"))
+                stem.with_suffix(".html").write_text(content, encoding="utf-8")
         except OSError as exc:
             return Result(Outcome.RETRY, error=f"cannot write {stem}: {exc.strerror}")
         return Result(Outcome.SENT, reply=f"file:{stem.with_suffix('.eml')}")
@@ -216,7 +218,7 @@ class SmtpTransport:
         self._clients[number] = client
         return client
 
-    async def _send_one(self, number: int, row: OutboxMessage, message: EmailMessage) -> Result:
+    async def _send_one(self, number: int, row: OutboxMessage, message: Message) -> Result:
         for attempt in (1, 2):  # a connection the server closed while idle is reopened once
             client = await self._client(number)
             try:
@@ -285,8 +287,8 @@ def _tls_failure(exc: BaseException) -> bool:
     return False
 
 
-def _envelope_sender(message: EmailMessage) -> str:
-    return str(message["From"].addresses[0].addr_spec) if message["From"] else ""
+def _envelope_sender(message: Message) -> str:
+    return parseaddr(str(message["From"] or ""))[1]
 
 
 def _brief(exc: BaseException) -> str:

@@ -20,7 +20,12 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,21 @@ class Database:
         else:
             async with self._unit(write=write) as session:
                 yield session
+
+    @asynccontextmanager
+    async def connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A plain Core connection in a transaction, under the same rules as ``transaction``
+        (one writer on SQLite): for hot paths of a single statement or two."""
+        if write and self._one_writer is not None:
+            async with self._one_writer, self.engine.connect() as conn:
+                await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn
+        else:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{_WRITE: write})
+                async with conn.begin():
+                    yield conn
 
     @asynccontextmanager
     async def _unit(self, *, write: bool) -> AsyncIterator[AsyncSession]:

@@ -1,0 +1,141 @@
+"""Benchmark: the outbox dispatcher delivering 500 email notices to a local aiosmtpd, against
+its baseline in the same run — raw aiosmtplib sending 500 similar pre-rendered messages on one
+reused connection.
+
+    python -m bench.dispatch_smtp [--notices 500] [--runs 5]
+
+Goal (issue #7): the dispatcher's messages per second ≥ 0.8 × the baseline's. The dispatcher
+does more per message: it renders the notice from its templates (text + HTML), sends it, and
+records the outcome in the database before the next message — which is what lets a crash
+duplicate at most the message in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+
+from bot import mail, notices
+from bot.countries import load_config
+from bot.dispatcher import Dispatcher
+from bot.settings import Settings
+from bot.transports import SmtpSettings, SmtpTransport
+from store import migrate, queries
+from store.db import Database
+from store.models import OutboxMessage
+from tests.fakes import SmtpServer
+
+
+def sample_notices(settings: Settings, count: int) -> list[notices.Notice]:
+    country = load_config(settings).countries.country("VN")
+    planned = []
+    for n in range(count):
+        factory = notices.Party(f"VN-{n:05d}", f"Factory {n}", (f"hr@f{n}.example",), "en")
+        payload = {
+            "k": 1,
+            "assessed_on": "2026-06-17",
+            "kind": "regular",
+            "nc_issues": ["CO-01", "CO-02", "OS-01", "WT-01"],
+        }
+        rows, _ = notices.plan(
+            f"{factory.id}/at_risk_warning/a{n}/k1",
+            "at_risk_warning",
+            payload,
+            factory,
+            country,
+            [],
+        )
+        planned += [r for r in rows if r.channel == notices.EMAIL]
+    return planned
+
+
+async def baseline(smtp: SmtpServer, settings: Settings, count: int) -> float:
+    """Raw aiosmtplib: the same kind of messages, rendered beforehand, one connection."""
+    now = datetime.now(UTC)
+    domain = settings.mail_domain
+    messages = []
+    for notice in sample_notices(settings, count):
+        row = OutboxMessage(**notices.outbox_row(notice, now, domain))
+        messages.append(mail.build(row, settings))
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
+    await client.connect()
+    started = time.perf_counter()
+    for message in messages:
+        await client.send_message(message)
+    elapsed = time.perf_counter() - started
+    await client.quit()
+    return count / elapsed
+
+
+async def dispatcher(smtp: SmtpServer, settings: Settings, folder: Path, count: int) -> float:
+    """The dispatcher: claim, render, send (two reused connections), record each outcome."""
+    db = Database(f"sqlite+aiosqlite:///{folder}/bench.db")
+    await migrate.upgrade(db)
+    now = datetime.now(UTC)
+    async with db.transaction(write=True) as s:
+        await queries.add_notices(
+            s,
+            [
+                notices.outbox_row(n, now, settings.mail_domain)
+                for n in sample_notices(settings, count)
+            ],
+        )
+    transport = SmtpTransport(SmtpSettings.from_url(smtp.url))
+    d = Dispatcher(db, settings, load_config(settings), [transport], lambda: datetime.now(UTC))
+    started = time.perf_counter()
+    sent = 0
+    while claimed := await d.run_once():
+        sent += claimed
+    elapsed = time.perf_counter() - started
+    await d.close()
+    await db.dispose()
+    assert sent == count, sent
+    return count / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notices", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    settings = Settings(
+        database_url="sqlite+aiosqlite:///unused.db",
+        config_path=None,
+        mail_from="pnc-bot@betterwork.example.org",
+    )
+    smtp = SmtpServer()
+    smtp.start()
+    work = Path(tempfile.mkdtemp(prefix="pnc-dispatch-bench-"))
+    try:
+        rows = []
+        for run in range(1, args.runs + 1):
+            raw = await baseline(smtp, settings, args.notices)
+            folder = work / f"run{run}"
+            folder.mkdir()
+            ours = await dispatcher(smtp, settings, folder, args.notices)
+            rows.append((raw, ours))
+            print(
+                f"run {run}: raw aiosmtplib {raw:.0f} msg/s  dispatcher {ours:.0f} msg/s  "
+                f"ratio {ours / raw:.2f}"
+            )
+        raw = statistics.median(r for r, _ in rows)
+        ours = statistics.median(o for _, o in rows)
+        print(
+            f"median of {args.runs}: raw {raw:.0f} msg/s  dispatcher {ours:.0f} msg/s  "
+            f"ratio {ours / raw:.2f} (goal ≥ 0.80)"
+        )
+    finally:
+        smtp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
