@@ -120,8 +120,7 @@ async def load(
     """``clients`` workers each sending ``requests`` signed ``/pnc status`` commands."""
     verifier = SignatureVerifier(SECRET)
     latencies: list[float] = []
-    rng = random.Random(11)
-    counter = iter(range(1, 10**9))
+    rng, counter = _RNG, _COUNTER  # shared by every load: no two requests are ever the same
 
     async def worker(session: aiohttp.ClientSession) -> None:
         for _ in range(requests):
@@ -156,6 +155,10 @@ async def load(
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(worker(session) for _ in range(clients)))
     return latencies
+
+
+_RNG = random.Random(11)
+_COUNTER = iter(range(1, 10**12))
 
 
 def quantile(values: list[float], q: float) -> float:

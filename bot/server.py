@@ -9,7 +9,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -61,14 +61,20 @@ def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, 
 
 
 class ReplayGuard:
-    """Refuses a Slack request whose signature was already served (on any replica: the
-    signatures are kept in the database for as long as Slack's signatures are valid)."""
+    """Refuses a Slack request whose signature was already served.
 
-    KEEP = timedelta(minutes=6)  # Slack refuses timestamps older than 5 minutes
+    On PostgreSQL (several replicas) the signatures are kept in the database, so a replay to any
+    replica is refused; on SQLite one process serves Slack, and they are kept in its memory.
+    Either way for six minutes: Slack refuses timestamps older than five.
+    """
+
+    KEEP = timedelta(minutes=6)
 
     def __init__(self, bot: Bot, secret: str) -> None:
         self.bot = bot
         self.verifier = SignatureVerifier(secret)
+        self.shared = bot.db.is_postgresql
+        self._seen: dict[str, datetime] = {}
         self._served = 0
 
     async def first_time(self, body: str, headers: Mapping[str, str]) -> bool:
@@ -79,14 +85,29 @@ class ReplayGuard:
         if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
             return True
         now = self.bot.services.clock()
+        self._served += 1
+        first = await self._shared(signature, now) if self.shared else self._local(signature, now)
+        if not first:
+            log.warning("refused a replayed Slack request (timestamp %s)", timestamp)
+        return first
+
+    def _local(self, signature: str, now: datetime) -> bool:
+        if self._served % 500 == 0:  # forget what can no longer be replayed
+            self._seen = {k: v for k, v in self._seen.items() if v >= now - self.KEEP}
+        if signature in self._seen:
+            return False
+        self._seen[signature] = now
+        return True
+
+    async def _shared(self, signature: str, now: datetime) -> bool:
         try:
             async with self.bot.db.transaction(write=True) as s:
                 s.add(SlackRequest(signature=signature[:100], seen_at=now))
-                self._served += 1
                 if self._served % 200 == 0:  # forget what can no longer be replayed
-                    await s.exec(delete(SlackRequest).where(SlackRequest.seen_at < now - self.KEEP))  # type: ignore[arg-type]
+                    await s.exec(
+                        delete(SlackRequest).where(SlackRequest.seen_at < now - self.KEEP)  # type: ignore[arg-type]
+                    )
         except IntegrityError:
-            log.warning("refused a replayed Slack request (timestamp %s)", timestamp)
             return False
         except Exception as exc:
             # the database is unreachable: nothing can be written by this request either, and
