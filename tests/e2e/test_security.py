@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
 import hashlib
 import hmac
 import json
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ from bot.roles import PERMISSIONS, Actor, RoleLevel
 from bot.schedule import Calls
 from bot.services import Services
 from bot.settings import Settings
-from bot.transports import FileTransport, SlackTransport
+from bot.transports import SMTP_POLICY, FileTransport, SlackTransport
 from handlers.parse import parse
 from store.db import Database
 from store.models import AuditEntry, OutboxMessage
@@ -467,13 +470,20 @@ class Html(HTMLParser):
 
 
 async def emails_of(services: Services, factory_id: str) -> list[Any]:
-    """Every email notice about a factory, built as the dispatcher builds it."""
+    """Every email notice about a factory, as a mail client receives it from the dispatcher."""
     async with services.db.transaction() as s:
         stmt = select(OutboxMessage).where(
             OutboxMessage.factory_id == factory_id, OutboxMessage.channel == "email"
         )
         rows = (await s.exec(stmt)).scalars().all()  # type: ignore[call-overload]
-    return [(row, mail.build(row, services.settings)) for row in rows]
+    return [(row, received(mail.build(row, services.settings))) for row in rows]
+
+
+def received(message: Message) -> EmailMessage:
+    """The message parsed back from the bytes the transports send."""
+    result = email.message_from_bytes(message.as_bytes(policy=SMTP_POLICY), policy=policy.default)
+    assert isinstance(result, EmailMessage)
+    return result
 
 
 HTML_NAME = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
