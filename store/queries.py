@@ -328,21 +328,35 @@ async def set_snapshots(session: AsyncSession, snapshots: Sequence[dict[str, Any
 # --- notices ----------------------------------------------------------------------------------
 
 
+#: what an outbox row of an event whose history no longer supports it is left with
+UNSUPPORTED = "the history no longer supports this event"
+
+
 async def cancel_unsent_notices(session: AsyncSession, event_ids: Sequence[int]) -> set[int]:
-    """Cancel the still-pending notices of these events; returns the events whose notices were
-    already sent (or are being sent): people were told of those."""
+    """Cancel every notice of these events that has not reached anyone yet (waiting, retrying
+    or dead); returns the events of which people were told: a notice sent, being sent (a live
+    claim cannot be recalled) or delivered to some of its addresses."""
     o = OutboxMessage.__table__  # type: ignore[attr-defined]
-    told: set[int] = set()
     for part in chunks(list(event_ids)):
         await session.exec(
             update(o)
-            .where(o.c.event_id.in_(part), o.c.status == "pending", o.c.attempts == 0)
-            .values(status="cancelled", last_error="the history no longer supports this event")
+            .where(o.c.event_id.in_(part), o.c.status.in_(("pending", "dead")))
+            .values(status="cancelled", last_error=UNSUPPORTED)
         )
+    return await told_events(session, event_ids)
+
+
+async def told_events(session: AsyncSession, event_ids: Sequence[int]) -> set[int]:
+    """The events of which a notice reached someone, or may be reaching them now."""
+    o = OutboxMessage.__table__  # type: ignore[attr-defined]
+    told: set[int] = set()
+    for part in chunks(list(event_ids)):
         rows = await session.exec(
-            select(o.c.event_id).where(o.c.event_id.in_(part), o.c.status != "cancelled")
+            select(o.c.event_id, o.c.status, o.c.delivered_to).where(o.c.event_id.in_(part))
         )
-        told |= {r.event_id for r in rows.all()}
+        told |= {
+            r.event_id for r in rows.all() if r.status in ("sent", "sending") or r.delivered_to
+        }
     return told
 
 

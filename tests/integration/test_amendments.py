@@ -1,0 +1,84 @@
+"""A history corrected after its events were recorded: which notices are cancelled, which count
+as told, and what an event the history supports again leaves to do (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.services import Services
+from store.models import OutboxMessage, PncEvent
+from tests.conftest import ASSESSOR, MANAGER
+
+FAIL4 = "CO-01,CO-02,OS-01,WT-01"
+PASS = "CO-01"
+
+
+async def rows(services: Services, factory_id: str = "VN-1") -> list[OutboxMessage]:
+    async with services.db.transaction() as s:
+        found = await s.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.factory_id == factory_id)
+            .order_by(OutboxMessage.id)
+        )
+        return list(found.scalars())
+
+
+async def set_outbox(services: Services, **values: Any) -> None:
+    """Put every outbox row in the state a dispatcher would have left it in."""
+    async with services.db.transaction(write=True) as s:
+        await s.exec(update(OutboxMessage).values(**values))
+
+
+async def recorded(services: Services, factory_id: str = "VN-1") -> dict[str, PncEvent]:
+    async with services.db.transaction() as s:
+        found = await s.exec(select(PncEvent).where(PncEvent.factory_id == factory_id))
+        return {e.key.split("/", 1)[1]: e for e in found.scalars()}
+
+
+async def test_a_retrying_notice_of_a_corrected_event_is_cancelled(
+    services: Services, registry: None
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await set_outbox(services, attempts=2, last_error="451 try later")  # waiting to retry
+    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert outcome.contradicted == ()  # nobody had been told
+    assert {r.status for r in await rows(services)} == {"cancelled"}
+
+
+async def test_a_dead_notice_reached_nobody_so_nothing_is_held(
+    services: Services, registry: None
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await set_outbox(services, status="dead", attempts=8, last_error="550 no such user")
+    # an earlier failing assessment comes in late: the warning "1 of 3" becomes "2 of 3"
+    outcome = await services.record_assessment(ASSESSOR, "VN-1", "2025-12-10", FAIL4)
+    assert outcome.contradicted == ()
+    events = await recorded(services)
+    gone = [e.id for e in events.values() if e.unsupported_at is not None]
+    assert len(gone) == 1
+    assert {r.status for r in await rows(services) if r.event_id in gone} == {"cancelled"}
+    assert not [r for r in await rows(services) if r.kind == "history_changed"]
+    assert {e.notice for e in events.values() if e.unsupported_at is None} == {"due"}
+    assert {r.status for r in await rows(services) if r.event_id not in gone} == {"pending"}
+
+
+async def test_a_partly_delivered_notice_counts_as_told(services: Services, registry: None) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await set_outbox(services, attempts=1, delivered_to=["a1@acme.example"])
+    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert len(outcome.contradicted) == 1  # someone read it: staff review
+    event_rows = [r for r in await rows(services) if r.event_id is not None]
+    assert {r.status for r in event_rows} == {"cancelled"}  # the others are not sent it
+    assert [r.kind for r in await rows(services) if r.event_id is None] == ["history_changed"]
+
+
+async def test_a_notice_being_sent_cannot_be_recalled_and_counts_as_told(
+    services: Services, registry: None
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await set_outbox(services, status="sending", attempts=1, claimed_by="d1")
+    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert len(outcome.contradicted) == 1
+    assert {r.status for r in await rows(services) if r.event_id is not None} == {"sending"}
