@@ -66,7 +66,8 @@ _VERBS = {
     "meeting": "meeting",
 }
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
+#: the typographic double quotes Slack clients substitute for ``"``; apostrophes are text
+_DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 _KINDS = ("regular", "unannounced")
 MAX_LENGTH = 4000
 
@@ -84,7 +85,7 @@ def parse(text: str) -> Command:
             f"The command is {len(text)} characters long.", hint=f"Use at most {MAX_LENGTH}."
         )
     try:
-        tokens = [_unescape(t) for t in shlex.split(text.translate(_SMART_QUOTES))]
+        tokens = [_unescape(t) for t in _split(text)]
     except ValueError:
         raise MalformedCommand(
             "A quotation mark is not closed.", hint='Put names in quotes: "Saigon Stitch".'
@@ -119,6 +120,17 @@ def parse(text: str) -> Command:
             raise MalformedCommand("`role` needs `grant` or `revoke`.", USAGE["role grant"])
         return _PARSERS[f"role {sub}"](rest[1:])
     return _PARSERS[action](rest)
+
+
+def _split(text: str) -> list[str]:
+    """Words separated by white space; ``"…"`` groups words. Nothing else is special: an
+    apostrophe (``didn't``, ``O'Brien``) and a backslash (``C:\\temp``) are kept as typed."""
+    lexer = shlex.shlex(text.translate(_DOUBLE_QUOTES), posix=True)
+    lexer.whitespace_split = True
+    lexer.quotes = '"'
+    lexer.escape = ""
+    lexer.commenters = ""
+    return list(lexer)
 
 
 def _help(args: list[str]) -> Command:
