@@ -358,9 +358,13 @@ class Services:
         levels = [r for r in (granted, RoleLevel.parse(configured) if configured else None) if r]
         return Actor(user_id, max(levels) if levels else None, source)
 
-    async def managers(self) -> list[str]:
-        """Everyone who can grant roles: configured managers first, then granted ones."""
-        async with self.db.transaction() as s:
+    async def managers(self, s: AsyncSession | None = None) -> list[str]:
+        """Everyone who can grant roles: configured managers first, then granted ones. Inside
+        a transaction, pass its session: a second pooled connection is never taken meanwhile."""
+        if s is None:
+            async with self.db.transaction() as own:
+                granted = await queries.managers(own)
+        else:
             granted = await queries.managers(s)
         return list(dict.fromkeys([*self.config.roles.managers, *granted]))
 
@@ -717,7 +721,7 @@ class Services:
         wanted = sorted({fid for _, _, fid, _ in due} | {fid for fid, _, _ in alerts})
         parties = await queries.factory_parties(s, wanted)
         buyers = await queries.subscriber_parties(s, wanted)
-        managers = await self.managers()
+        managers = await self.managers(s)
         rows: list[notices.Notice] = []
         event_of: dict[str, int] = {}
         for event_id, event, fid, _ in due:

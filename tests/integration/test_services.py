@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.countries import load_config
 from bot.errors import (
     AlreadyExists,
     DuplicateAssessment,
@@ -22,8 +23,10 @@ from bot.errors import (
     UnknownIssueCodes,
 )
 from bot.services import Services
+from bot.settings import Settings
+from store.db import Database
 from store.models import Assessment, AuditEntry, Factory, PncEvent, Subscription
-from tests.conftest import ASSESSOR, MANAGER, VIEWER
+from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
 
 FAIL = "CO-01,CO-02,OS-01,WT-01"  # 4 issues: fails
 FAIL5 = "CO-01,CO-02,OS-01,WT-01,WT-02"
@@ -270,3 +273,18 @@ async def test_concurrent_duplicates_store_one(services: Services, factory: str)
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     assert all(isinstance(r, DuplicateAssessment) for r in results if isinstance(r, BaseException))
     assert await count(services, Assessment) == 1
+
+
+async def test_a_use_case_needs_one_pooled_connection(
+    db: Database, settings: Settings, clock: FrozenClock, factory: str
+) -> None:
+    # a transaction that took a second connection (e.g. to list the managers for a notice)
+    # would wait for itself here, and exhaust the pool under concurrent requests
+    narrow = Database(db.url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        services = Services(narrow, load_config(settings), settings, clock)
+        outcome = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+        assert outcome.label == "At risk (1 of 3)"
+        assert await services.managers() == ["U0ADMIN"]
+    finally:
+        await narrow.dispose()
