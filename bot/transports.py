@@ -13,7 +13,7 @@ import re
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import parseaddr
@@ -129,7 +129,7 @@ class SmtpSettings:
     hostname: str
     port: int
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     use_tls: bool
     start_tls: bool | None
     timeout: float
