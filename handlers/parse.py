@@ -3,7 +3,10 @@ what was wrong and showing the usage. Pure: no I/O, no Slack objects, so the con
 the fuzz tests use it as Slack does.
 
 Slack sends the command text with ``&``, ``<`` and ``>`` typed by the user escaped as entities,
-and its own markup (mentions, links) in angle brackets; tokens are unescaped here.
+and its own markup (mentions, channels, links, email addresses) in angle brackets; tokens are
+unescaped here. An email address (``<mailto:a@b.example|a@b.example>``) becomes the address;
+other markup is kept as the text it is, with its entities read, and a link is taken from it
+where a link is asked for.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 _KINDS = ("regular", "unannounced")
 MAX_LENGTH = 4000
+#: Slack's markup (``<@U…>``, ``<#C…|name>``, ``<https://…|label>``, ``<mailto:…|…>``) and the
+#: entities it sends for ``&``, ``<`` and ``>`` that a person typed
+_SLACK_TEXT = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,7 @@ def _readmission(args: list[str]) -> Command:
                 "An application needs the factory and the evidence links.",
                 USAGE["readmission apply"],
             )
-        factory, *links = rest
+        factory, *links = (rest[0], *(_link(t) for t in rest[1:]))
         lowered = [link.lower() for link in links]
         at = lowered.index("reports") if "reports" in lowered else len(links)
         return Command(
@@ -346,9 +353,25 @@ def _date(value: str, action: str) -> None:
 
 
 def _unescape(token: str) -> str:
+    return _SLACK_TEXT.sub(_read, token)
+
+
+def _read(match: re.Match[str]) -> str:
+    markup, entity = match.groups()
+    if entity is not None:
+        return _ENTITIES[entity]
+    target, bar, label = markup.partition("|")
+    target = _SLACK_TEXT.sub(_read, target)
+    if target[:7].lower() == "mailto:":
+        return target[7:].partition("?")[0]  # the address; the label is what Slack showed
+    return f"<{target}{bar}{_SLACK_TEXT.sub(_read, label)}>"
+
+
+def _link(token: str) -> str:
+    """The address of Slack's link markup (``<https://…|label>``), or the token as typed."""
     if token.startswith("<") and token.endswith(">"):
-        return token  # Slack's own markup: a mention, a channel or a link
-    return token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        return token[1:-1].partition("|")[0]
+    return token
 
 
 def _short(value: str, limit: int = 40) -> str:

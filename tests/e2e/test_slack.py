@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.importer import Importer
 from bot.services import Services
-from store.models import Assessment, AuditEntry, Buyer, Factory, Role, Subscription
+from store.models import Assessment, AuditEntry, Buyer, Factory, Readmission, Role, Subscription
 from tests.e2e.conftest import ADMIN, ASSESSOR, MANAGER, STRANGER, VIEWER, FakeSlack, SlackClient
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
@@ -214,6 +214,42 @@ async def test_registry_subcommands(client: SlackClient, services: Services, peo
     assert await rows(services, Factory, Factory.id == "VN-2002") == 1
     assert await rows(services, Buyer, Buyer.id == "B-ZEN") == 1
     assert await rows(services, Subscription, Subscription.buyer_id == "B-ZEN") == 0
+
+
+async def test_emails_sent_as_slack_markup_are_registered(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    """With the manifest's ``should_escape``, Slack sends an address as ``<mailto:…|…>``."""
+    added = await client.command(
+        "factory add VN-9 Name VN <mailto:hr@x.example|hr@x.example>", ASSESSOR
+    )
+    assert "Registered factory `VN-9` — Name (Viet Nam)" in added.text, added.text
+    buyer = await client.command(
+        "buyer add B-MAILTO Buyer "
+        "<mailto:a@b.example|a@b.example>;<mailto:c@d.example|c@d.example>",
+        ASSESSOR,
+    )
+    assert "Registered buyer `B-MAILTO` — Buyer" in buyer.text, buyer.text
+    async with services.db.transaction() as s:
+        factory = await s.get(Factory, "VN-9")
+        registered = await s.get(Buyer, "B-MAILTO")
+        assert factory is not None and registered is not None
+        assert (factory.emails, registered.emails) == (
+            ["hr@x.example"],
+            ["a@b.example", "c@d.example"],
+        )
+
+
+async def test_evidence_links_are_stored_with_slack_entities_read(
+    client: SlackClient, services: Services, people: None
+) -> None:
+    applied = await client.command(
+        "readmission apply VN-1001 <https://drive.example/f?id=1&amp;usp=sharing>", ASSESSOR
+    )
+    assert "Readmission under review" in applied.text, applied.text
+    async with services.db.transaction() as s:
+        application = (await s.exec(select(Readmission))).scalars().one()
+    assert application.evidence == ["https://drive.example/f?id=1&usp=sharing"]
 
 
 async def test_at_risk_and_issues(client: SlackClient, people: None) -> None:

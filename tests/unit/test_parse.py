@@ -56,3 +56,50 @@ def test_double_quotes_straight_or_typographic_group_words(quotes: tuple[str, st
 @pytest.mark.parametrize("text", ['factory add VN-9 "Saigon Stitch VN a@b.example', "status “VN"])
 def test_an_unclosed_double_quote_is_refused_clearly(text: str) -> None:
     assert refusal(text) == 'A quotation mark is not closed. Put names in quotes: "Saigon Stitch".'
+
+
+# --- what Slack sends: entities and markup -------------------------------------------------------
+
+
+def test_a_link_in_slack_markup_is_taken_with_its_entities_read() -> None:
+    command = parse(
+        "readmission apply VN-1001 <https://drive.example/f?id=1&amp;usp=sharing> "
+        "<https://drive.example/g?a=1&amp;b=2|folder> reports https://moit.example/r?x=1&amp;y=2"
+    )
+    assert command.args["evidence"] == [
+        "https://drive.example/f?id=1&usp=sharing",
+        "https://drive.example/g?a=1&b=2",
+    ]
+    assert command.args["reports"] == ["https://moit.example/r?x=1&y=2"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "emails"),
+    [
+        ("<mailto:hr@x.example|hr@x.example>", "hr@x.example"),
+        ("<mailto:hr@x.example>", "hr@x.example"),
+        (
+            "<mailto:a@x.example|a@x.example>;<mailto:b@y.example|b@y.example>",
+            "a@x.example;b@y.example",
+        ),
+    ],
+)
+def test_an_email_in_slack_markup_is_the_address(sent: str, emails: str) -> None:
+    factory = parse(f"factory add VN-9 Name VN {sent}")
+    assert (factory.args["name"], factory.args["country"]) == ("Name", "VN")
+    assert factory.args["emails"] == emails
+    assert parse(f"buyer add B-X Name {sent}").args["emails"] == emails
+
+
+def test_mentions_channels_and_links_in_free_text_stay_as_typed() -> None:
+    reason = "ask <@U123|bob> in <#C1|general> about <https://x.example/?a=1&amp;b=2|this>"
+    command = parse(f"readmission reject VN-1001 {reason}")
+    assert command.args["note"] == (
+        "ask <@U123|bob> in <#C1|general> about <https://x.example/?a=1&b=2|this>"
+    )
+
+
+def test_entities_a_person_typed_are_read_once() -> None:
+    command = parse("withdraw VN-1001 2025-01-05 a&amp;b &lt;@U1&gt; &amp;lt;")
+    assert command.args["reason"] == "a&b <@U1> &lt;"
+    assert parse("role grant <@U0NEW|new> viewer").args["user"] == "<@U0NEW|new>"
