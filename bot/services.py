@@ -79,6 +79,7 @@ class Notice:
 @dataclass(frozen=True)
 class Reevaluation:
     evaluation: Evaluation
+    #: events recorded now, and events supported again of which nobody had been told
     new_events: tuple[Event, ...]
     #: keys of already-notified events the history no longer supports ("history changed")
     contradicted: tuple[str, ...]
@@ -615,16 +616,19 @@ class Services:
 
         Called inside a writing transaction by every use case that changes a history. New events
         get ``notice``; when it is ``due``, their notices are written to the outbox here, in the
-        same transaction. An event the history no longer supports has its unsent notices
+        same transaction. An event the history no longer supports has its undelivered notices
         cancelled; if people were already told of it, staff get a "history changed" alert and
         the new events are held for their review — the bot never sends contradicting notices on
-        its own. ``histories`` may be given by a caller that already holds them (a bulk import).
+        its own. An event the history supports again, of which nobody was told, is planned
+        afresh like a new one. ``histories`` may be given by a caller that already holds them
+        (a bulk import).
         """
         now = self.clock()
         h = histories or await queries.load_histories(s, factory_ids)
         recorded = await queries.event_index(s, factory_ids)
         derived: dict[str, tuple[Evaluation, policy.EventChanges, dict[str, Any]]] = {}
         gone: list[int] = []
+        back: list[int] = []
         for fid in factory_ids:
             country = self.countries.country(h.countries[fid])
             evaluation = policy.evaluate(
@@ -640,10 +644,14 @@ class Services:
             )
             derived[fid] = (evaluation, changes, known)
             gone += [known[k].id for k in changes.unsupported]
-        # notices of events no longer supported: unsent ones are cancelled; the rest were told
+            back += [known[k].id for k in changes.restored if known[k].notice == Notice.DUE]
+        # notices of events no longer supported: undelivered ones are cancelled; the rest told
         told = await queries.cancel_unsent_notices(s, gone) if gone else set()
+        # events supported again: told ones stand as they are; the others are planned afresh
+        told_back = await queries.told_events(s, back) if back else set()
 
         events: list[dict[str, Any]] = []
+        replanned: list[dict[str, Any]] = []
         due: list[tuple[int, Event, str, Evaluation]] = []
         alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         unsupported: list[int] = []
@@ -685,6 +693,25 @@ class Services:
                 )
                 if new_notice == Notice.DUE:
                     due.append((event_id, event, fid, evaluation))
+            again = tuple(
+                e
+                for e in evaluation.events
+                if e.key in changes.restored
+                and known[e.key].notice == Notice.DUE
+                and known[e.key].id not in told_back
+            )
+            for event in again:
+                event_id = known[event.key].id
+                replanned.append(
+                    {
+                        "id": event_id,
+                        "payload": _payload(event, by_id, evaluation),
+                        "notice": new_notice,
+                        "notified_at": now if new_notice == Notice.DUE else None,
+                    }
+                )
+                if new_notice == Notice.DUE:
+                    due.append((event_id, event, fid, evaluation))
             unsupported += [known[k].id for k in changes.unsupported]
             restored += [known[k].id for k in changes.restored]
             if (evaluation.state.value, evaluation.streak) != tuple(h.snapshots[fid]):
@@ -693,17 +720,18 @@ class Services:
                 )
             if contradicted:
                 log.warning("history of %s changed under notified events %s", fid, contradicted)
-                held = tuple(e.key for e in changes.new)
+                held = tuple(e.key for e in (*changes.new, *again))
                 alerts.append((fid, contradicted, held))
                 self._audit_system(
                     s, "history.changed", fid, {"unsupported": list(contradicted), "held": held}
                 )
-            results[fid] = Reevaluation(evaluation, changes.new, contradicted)
+            results[fid] = Reevaluation(evaluation, (*changes.new, *again), contradicted)
         await bulk.insert_rows(s, PncEvent.__table__, events)  # type: ignore[attr-defined]
+        await bulk.update_by_id(s, PncEvent.__table__, replanned)  # type: ignore[attr-defined]
         await queries.mark_events(s, unsupported, unsupported_at=now)
         await queries.mark_events(s, restored, unsupported_at=None)
         await queries.set_snapshots(s, snapshots)
-        events_by_id = {e["id"]: e for e in events}
+        events_by_id = {e["id"]: e for e in (*events, *replanned)}
         await self._write_notices(s, due, events_by_id, alerts, h)
         return results
 

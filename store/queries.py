@@ -361,15 +361,36 @@ async def told_events(session: AsyncSession, event_ids: Sequence[int]) -> set[in
 
 
 async def add_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
-    """Write outbox rows, skipping any whose key is already there; returns how many."""
+    """Write outbox rows, skipping any whose key is already there — except a notice cancelled
+    because its event was no longer supported: the event is supported again and nobody was
+    told, so the row is written afresh, due now. Returns how many rows were written."""
     o = OutboxMessage.__table__  # type: ignore[attr-defined]
     keys = [r["key"] for r in rows]
     existing: set[str] = set()
+    revivable: set[str] = set()
     for part in chunks(keys):
-        existing |= set((await session.exec(select(o.c.key).where(o.c.key.in_(part)))).scalars())
+        found = await session.exec(
+            select(o.c.key, o.c.status, o.c.last_error).where(o.c.key.in_(part))
+        )
+        for r in found.all():
+            existing.add(r.key)
+            if r.status == "cancelled" and r.last_error == UNSUPPORTED:
+                revivable.add(r.key)
     fresh = [r for r in rows if r["key"] not in existing]
+    revived = [r for r in rows if r["key"] in revivable]
+    if revived:
+        columns = [c for c in revived[0] if c != "key"]
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
+        values |= dict.fromkeys(("lease_until", "claimed_by", "last_error", "provider_reply"))
+        values["sent_at"] = None
+        stmt = (
+            update(o).where(o.c.key == bindparam("_key"), o.c.status == "cancelled").values(values)
+        )
+        await session.exec(
+            stmt, params=[{"_key": r["key"], **{c: r[c] for c in columns}} for r in revived]
+        )
     await insert_rows(session, o, fresh)
-    return len(fresh)
+    return len(fresh) + len(revived)
 
 
 async def factory_parties(

@@ -9,9 +9,10 @@ from sqlalchemy import select, update
 
 from bot.services import Services
 from store.models import OutboxMessage, PncEvent
-from tests.conftest import ASSESSOR, MANAGER
+from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
+FAIL5 = "CO-01,CO-02,OS-01,WT-01,WT-02"
 PASS = "CO-01"
 
 
@@ -82,3 +83,62 @@ async def test_a_notice_being_sent_cannot_be_recalled_and_counts_as_told(
     outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
     assert len(outcome.contradicted) == 1
     assert {r.status for r in await rows(services) if r.event_id is not None} == {"sending"}
+
+
+async def test_an_event_supported_again_is_notified_with_what_the_history_now_says(
+    services: Services, registry: None, clock: FrozenClock, deliver: Any
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert {r.status for r in await rows(services)} == {"cancelled"}
+    clock.advance(hours=1)
+    back = await services.amend_assessment(
+        MANAGER, "VN-1", "2026-01-10", "typo after all", nc_issues=FAIL5
+    )
+    assert [e.key for e in back.new_events] == ["VN-1/at_risk_warning/a1/k1"]
+    assert back.contradicted == ()
+    revived = await rows(services)
+    assert {(r.status, r.attempts, r.last_error) for r in revived} == {("pending", 0, None)}
+    assert {r.next_attempt_at for r in revived} == {clock.now}
+    # the notices say what the history says now, not what it said when first recorded
+    assert {len(r.payload["issues"]) for r in revived} == {5}
+    event = (await recorded(services))["at_risk_warning/a1/k1"]
+    assert (event.notice, event.unsupported_at, event.notified_at) == ("due", None, clock.now)
+    assert await deliver() == len([r for r in revived if r.channel == "email"])
+    assert {r.status for r in await rows(services) if r.channel == "email"} == {"sent"}
+
+
+async def test_an_event_supported_again_after_people_were_told_is_not_sent_twice(
+    services: Services, registry: None, deliver: Any
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await deliver()
+    told = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert len(told.contradicted) == 1
+    back = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "no", nc_issues=FAIL4)
+    assert back.new_events == () and back.contradicted == ()
+    assert await deliver() == 0
+    event = (await recorded(services))["at_risk_warning/a1/k1"]
+    assert (event.notice, event.unsupported_at) == ("due", None)
+
+
+async def test_an_event_supported_again_while_the_history_changed_is_held(
+    services: Services, registry: None, deliver: Any
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-02-10", FAIL4)
+    await deliver()  # "1 of 3" for 2026-02-10 reached people
+    # 2026-01-10 fails after all: its warning is supported again, and 2026-02-10 is "2 of 3"
+    back = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "no", nc_issues=FAIL4)
+    assert back.contradicted == ("VN-1/at_risk_warning/a2/k1",)
+    events = await recorded(services)
+    assert events["at_risk_warning/a1/k1"].notice == "held"
+    assert events["at_risk_warning/a2/k2"].notice == "held"
+    first = [r for r in await rows(services) if r.event_id == events["at_risk_warning/a1/k1"].id]
+    assert {r.status for r in first} == {"cancelled"}
+    alert = [r for r in await rows(services) if r.kind == "history_changed"]
+    assert sorted(alert[0].payload["held"]) == [
+        "VN-1/at_risk_warning/a1/k1",
+        "VN-1/at_risk_warning/a2/k2",
+    ]
