@@ -75,16 +75,18 @@ def build(row: OutboxMessage, settings: Settings) -> Message:
     Assembled with the classic MIME classes: the modern ``EmailMessage`` re-parses every header
     it is given, which cost more than rendering the templates. Every value here was validated
     when it was stored (no line breaks); ``_header`` refuses one anyway, and encodes non-ASCII
-    text (RFC 2047).
+    text (RFC 2047). Addresses are written with ``formataddr``, which encodes only the display
+    name (``PNC_MAIL_FROM`` and ``PNC_REPLY_TO`` were parsed when the settings were read).
     """
     subject, text, html = render(row.kind, languages_for(row), dict(row.payload))
     message = MIMEMultipart("alternative")
     message["Subject"] = _header(subject)
-    message["From"] = _header(settings.mail_from)
+    message["From"] = formataddr(settings.sender, charset="utf-8")
     name = " ".join(row.recipient_name.split())[:100]
     message["To"] = ", ".join(formataddr((name, a), charset="utf-8") for a in row.addresses)
-    if settings.reply_to:
-        message["Reply-To"] = _header(settings.reply_to)
+    if settings.reply_to_mailbox:
+        message["Reply-To"] = formataddr(settings.reply_to_mailbox, charset="utf-8")
+    # when the notice was written, not when this attempt is made: every retry is the same message
     message["Date"] = format_datetime(row.created_at)
     message["Message-ID"] = _header(row.message_id)
     message["Auto-Submitted"] = "auto-generated"

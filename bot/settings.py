@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from bot.errors import ConfigError
 
 SLACK_API_URL = "https://slack.com/api/"
+
+#: an address the SMTP envelope can carry: ASCII, one "@", no spaces or brackets
+_ADDRESS = re.compile(r"[!-~]+@[!-~]+")
 
 
 class Settings(BaseSettings):
@@ -55,6 +60,29 @@ class Settings(BaseSettings):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
+    @field_validator("mail_from", "reply_to")
+    @classmethod
+    def _one_mailbox(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """One address, optionally with a display name; parsed again by ``sender``."""
+        value = (value or "").strip()
+        if not value and info.field_name == "reply_to":
+            return None
+        found = getaddresses([value])
+        address = parseaddr(value)[1]
+        if (
+            len(found) != 1
+            or "\r" in value
+            or "\n" in value
+            or not _ADDRESS.fullmatch(address)
+            or address.count("@") != 1
+            or any(c in address for c in '<>(),;:"[]\\')
+        ):
+            raise ValueError(
+                f"{value[:100]!r} is not one email address: use pnc@example.org or "
+                "Better Work PNC <pnc@example.org>"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -84,9 +112,19 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def sender(self) -> tuple[str, str]:
+        """``PNC_MAIL_FROM`` as (display name, address); the name may be empty."""
+        return parseaddr(self.mail_from)
+
+    @property
+    def reply_to_mailbox(self) -> tuple[str, str] | None:
+        """``PNC_REPLY_TO`` as (display name, address), when set."""
+        return parseaddr(self.reply_to) if self.reply_to else None
+
+    @property
     def mail_domain(self) -> str:
-        """The domain of Message-IDs: the sender's."""
-        return self.mail_from.rpartition("@")[2] or "localhost"
+        """The domain of Message-IDs: the sender's address's."""
+        return self.sender[1].rpartition("@")[2]
 
     @property
     def database_url_redacted(self) -> str:

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.countries import load_config
 from bot.dispatcher import Policy
 from bot.services import Services
+from bot.settings import Settings
 from bot.transports import FileTransport, SmtpSettings, SmtpTransport
+from store.db import Database
 from store.models import OutboxMessage
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
@@ -397,3 +400,32 @@ async def test_a_crash_mid_batch_duplicates_at_most_the_message_in_flight(
     counts = Counter(m.message_id for m in smtp.received)
     assert len(counts) == 10
     assert sorted(counts.values()) == [1] * 9 + [2]  # only the one in flight, same Message-ID
+
+
+async def test_a_sender_with_a_vietnamese_display_name_reaches_the_relay_intact(
+    db: Database, settings: Settings, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    named = Settings(
+        database_url=settings.database_url,
+        staff_channel="C0STAFF",
+        mail_from="Phòng PNC Better Work <pnc@betterwork.example>",
+        reply_to='"Bộ phận CSR, Better Work" <csr@betterwork.example>',
+    )
+    services = Services(db, load_config(named), named, clock)
+    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi")
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+    (received,) = smtp.received
+    assert received.sender == "pnc@betterwork.example"  # MAIL FROM: the bare address
+    (sender,) = received.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Phòng PNC Better Work",
+        "pnc@betterwork.example",
+    )
+    (reply_to,) = received.message["Reply-To"].addresses
+    assert (reply_to.display_name, reply_to.addr_spec) == (
+        "Bộ phận CSR, Better Work",
+        "csr@betterwork.example",
+    )
+    assert received.message_id.startswith("<pnc.")
+    assert received.message_id.endswith("@betterwork.example>")

@@ -3,6 +3,10 @@ I/O."""
 
 from __future__ import annotations
 
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
 from bot.transports import SmtpSettings
 
 
@@ -11,3 +15,35 @@ def test_the_smtp_password_never_appears_in_the_settings_repr() -> None:
     assert settings.password == "s3cr@t-pw"
     assert "s3cr" not in repr(settings) and "s3cr" not in str(settings)
     assert "relay.example" in repr(settings)
+
+
+def test_the_sender_may_carry_a_display_name() -> None:
+    settings = Settings(
+        mail_from="Phòng PNC Better Work <pnc@betterwork.example>",
+        reply_to="csr@betterwork.example",
+    )
+    assert settings.sender == ("Phòng PNC Better Work", "pnc@betterwork.example")
+    assert settings.reply_to_mailbox == ("", "csr@betterwork.example")
+    assert settings.mail_domain == "betterwork.example"
+    assert Settings().sender == ("", "pnc-bot@localhost")
+    assert Settings(reply_to=" ").reply_to_mailbox is None  # PNC_REPLY_TO= : none
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "pnc",
+        "pnc@@betterwork.example",
+        "a@betterwork.example, b@betterwork.example",
+        "Better Work <pnc@betterwork.example> and more",
+        "Phòng PNC <phòng@betterwork.example>",
+        "pnc@betterwork.example\r\nBcc: x@evil.example",
+    ],
+)
+@pytest.mark.parametrize("variable", ["PNC_MAIL_FROM", "PNC_REPLY_TO"])
+def test_a_sender_that_is_not_one_address_is_refused_at_start(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{variable}: .*not one email address"):
+        load_settings()
