@@ -12,7 +12,6 @@ where a link is asked for.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +70,11 @@ _VERBS = {
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: the typographic double quotes Slack clients substitute for ``"``; apostrophes are text
 _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
+#: the pieces of a command's words: white space between them (space, tab, CR, LF — not other
+#: Unicode spaces), a quoted part, a quotation mark never closed, Slack's markup, other text
+_PIECES = re.compile(
+    r'(?P<space>[ \t\r\n]+)|"(?P<quoted>[^"]*)"|(?P<unclosed>")|(?P<text><[^<>]*>|[^ \t\r\n"<]+|<)'
+)
 _KINDS = ("regular", "unannounced")
 MAX_LENGTH = 4000
 #: Slack's markup (``<@U…>``, ``<#C…|name>``, ``<https://…|label>``, ``<mailto:…|…>``) and the
@@ -91,12 +95,7 @@ def parse(text: str) -> Command:
         raise MalformedCommand(
             f"The command is {len(text)} characters long.", hint=f"Use at most {MAX_LENGTH}."
         )
-    try:
-        tokens = [_unescape(t) for t in _split(text)]
-    except ValueError:
-        raise MalformedCommand(
-            "A quotation mark is not closed.", hint='Put names in quotes: "Saigon Stitch".'
-        ) from None
+    tokens = [_unescape(t) for t in _split(text)]
     if not tokens:
         return Command("help")
     verb, rest = tokens[0].lower(), tokens[1:]
@@ -130,14 +129,26 @@ def parse(text: str) -> Command:
 
 
 def _split(text: str) -> list[str]:
-    """Words separated by white space; ``"…"`` groups words. Nothing else is special: an
-    apostrophe (``didn't``, ``O'Brien``) and a backslash (``C:\\temp``) are kept as typed."""
-    lexer = shlex.shlex(text.translate(_DOUBLE_QUOTES), posix=True)
-    lexer.whitespace_split = True
-    lexer.quotes = '"'
-    lexer.escape = ""
-    lexer.commenters = ""
-    return list(lexer)
+    """Words separated by white space; ``"…"`` groups words, and so does Slack's markup
+    (``<https://…|a label>``). Nothing else is special: an apostrophe (``didn't``,
+    ``O'Brien``) and a backslash (``C:\\temp``) are kept as typed, ``#`` starts no comment."""
+    words: list[str] = []
+    word: str | None = None
+    for piece in _PIECES.finditer(text.translate(_DOUBLE_QUOTES)):
+        kind = piece.lastgroup
+        if kind == "space":
+            if word is not None:
+                words.append(word)
+            word = None
+        elif kind == "unclosed":
+            raise MalformedCommand(
+                "A quotation mark is not closed.", hint='Put names in quotes: "Saigon Stitch".'
+            )
+        else:
+            word = (word or "") + piece.group(str(kind))
+    if word is not None:
+        words.append(word)
+    return words
 
 
 def _help(args: list[str]) -> Command:

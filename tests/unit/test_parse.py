@@ -91,6 +91,19 @@ def test_an_email_in_slack_markup_is_the_address(sent: str, emails: str) -> None
     assert parse(f"buyer add B-X Name {sent}").args["emails"] == emails
 
 
+def test_slack_markup_is_one_word_even_with_spaces_or_quotes_in_its_label() -> None:
+    command = parse(
+        'readmission apply VN-1001 <https://drive.example/a|the "final" evidence folder> '
+        "reports <https://moit.example/r|report to the Inspectorate>"
+    )
+    assert command.args["evidence"] == ["https://drive.example/a"]
+    assert command.args["reports"] == ["https://moit.example/r"]
+    factory = parse("factory add VN-9 Name VN <mailto:hr@x.example|HR team>")
+    assert (factory.args["name"], factory.args["emails"]) == ("Name", "hr@x.example")
+    reason = "see <https://x.example|this page> and <#C1|general>"
+    assert parse(f"readmission reject VN-1001 {reason}").args["note"] == reason
+
+
 def test_mentions_channels_and_links_in_free_text_stay_as_typed() -> None:
     reason = "ask <@U123|bob> in <#C1|general> about <https://x.example/?a=1&amp;b=2|this>"
     command = parse(f"readmission reject VN-1001 {reason}")
