@@ -123,7 +123,7 @@ def parse(text: str) -> Command:
     if action == "role":
         sub = rest[0].lower() if rest else ""
         if sub not in ("grant", "revoke"):
-            raise MalformedCommand("`role` needs `grant` or `revoke`.", USAGE["role grant"])
+            raise MalformedCommand("`role` needs `grant` or `revoke`.", hint=_usages("role"))
         return _PARSERS[f"role {sub}"](rest[1:])
     return _PARSERS[action](rest)
 
@@ -298,7 +298,7 @@ def _readmission(args: list[str]) -> Command:
         return Command(action, {"factory": rest[0], "note": " ".join(rest[1:]) or None})
     raise MalformedCommand(
         "`readmission` needs `apply`, `unannounced`, `approve` or `reject`.",
-        USAGE["readmission apply"],
+        hint=_usages("readmission"),
     )
 
 
@@ -316,7 +316,7 @@ def _calls(args: list[str]) -> Command:
         _count("calls remove", rest, 1, 1)
         _date(rest[0], "calls remove")
         return Command("calls remove", {"date": rest[0]})
-    raise MalformedCommand("`calls` needs `add`, `list` or `remove`.", USAGE["calls add"])
+    raise MalformedCommand("`calls` needs `add`, `list` or `remove`.", hint=_usages("calls"))
 
 
 def _meeting(args: list[str]) -> Command:
@@ -356,6 +356,12 @@ def _count(action: str, args: list[str], least: int, most: int) -> None:
         extra = " ".join(args[most:])
         problem = f"Unexpected `{_short(extra)}` at the end."
     raise MalformedCommand(problem, USAGE[action])
+
+
+def _usages(group: str) -> str:
+    """The usage of every subcommand of a group (``calls`` → add, list, remove), one line."""
+    lines = [f"`{usage}`" for action, usage in USAGE.items() if action.split()[0] == group]
+    return "Usage: " + ", ".join(lines)
 
 
 def _date(value: str, action: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import MalformedCommand
-from handlers.parse import Command, parse
+from handlers.parse import USAGE, Command, parse
 
 
 def refusal(text: str) -> str:
@@ -116,3 +116,31 @@ def test_entities_a_person_typed_are_read_once() -> None:
     command = parse("withdraw VN-1001 2025-01-05 a&amp;b &lt;@U1&gt; &amp;lt;")
     assert command.args["reason"] == "a&b <@U1> &lt;"
     assert parse("role grant <@U0NEW|new> viewer").args["user"] == "<@U0NEW|new>"
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "group"),
+    [
+        ("role promote <@U1> manager", ("role grant", "role revoke")),
+        ("role", ("role grant", "role revoke")),
+        (
+            "readmission withdraw VN-1001",
+            (
+                "readmission apply",
+                "readmission unannounced",
+                "readmission approve",
+                "readmission reject",
+            ),
+        ),
+        ("calls move 2030-01-10", ("calls add", "calls list", "calls remove")),
+    ],
+)
+def test_a_wrong_subcommand_shows_every_usage_of_its_group(
+    text: str, group: tuple[str, ...]
+) -> None:
+    shown = refusal(text)
+    for action in group:
+        assert f"`{USAGE[action]}`" in shown, (action, shown)
