@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.errors import MalformedCommand
 from bot.suggest import close_matches
-from bot.validation import shown
+from bot.validation import _ISO_DATE, ASSESSMENT_KINDS, LANGUAGES, shown
 
 #: each subcommand's usage: the grammar's one source, shown by ``help`` and in refusals
 USAGE: dict[str, str] = {
@@ -67,7 +67,6 @@ _VERBS = {
     "calls": "calls",
     "meeting": "meeting",
 }
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: the typographic double quotes Slack clients substitute for ``"``; apostrophes are text
 _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 #: the pieces of a command's words: white space between them (space, tab, CR, LF — not other
@@ -75,7 +74,6 @@ _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 _PIECES = re.compile(
     r'(?P<space>[ \t\r\n]+)|"(?P<quoted>[^"]*)"|(?P<unclosed>")|(?P<text><[^<>]*>|[^ \t\r\n"<]+|<)'
 )
-_KINDS = ("regular", "unannounced")
 MAX_LENGTH = 4000
 #: Slack's markup (``<@U…>``, ``<#C…|name>``, ``<https://…|label>``, ``<mailto:…|…>``) and the
 #: entities it sends for ``&``, ``<`` and ``>`` that a person typed
@@ -174,7 +172,7 @@ def _assess(args: list[str]) -> Command:
     factory, day, *codes = args
     _date(day, "assess")
     kind = None
-    if codes and codes[-1].lower() in _KINDS and len(codes) > 1:
+    if codes and codes[-1].lower() in ASSESSMENT_KINDS and len(codes) > 1:
         kind = codes.pop().lower()
     return Command(
         "assess", {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
@@ -188,7 +186,7 @@ def _factory_add(args: list[str]) -> Command:
         raise MalformedCommand("A factory needs an id, a name, a country and emails.", usage)
     factory_id, *rest = args
     cycle_end = rest.pop() if rest and _ISO_DATE.match(rest[-1]) else None
-    language = rest.pop().lower() if rest and rest[-1].lower() in ("vi", "en") else None
+    language = rest.pop().lower() if rest and rest[-1].lower() in LANGUAGES else None
     if len(rest) < 3 or "@" not in rest[-1]:
         raise MalformedCommand(
             "A factory needs a name, a country and emails, in that order.", usage
