@@ -179,14 +179,31 @@ class SmtpTransport:
         self._clients: list[aiosmtplib.SMTP | None] = [None] * max(1, connections)
 
     async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+        """One lane per connection. When a lane fails (the channel is down, or anything else),
+        the others finish — and report — the message in hand and take no more; then the
+        failure is raised. So nothing is still being sent when the dispatcher gives the rest of
+        the batch back."""
         lanes = [list(range(i, len(batch), len(self._clients))) for i in range(len(self._clients))]
+        failed = False
 
         async def lane(number: int, indexes: list[int]) -> None:
-            for i in indexes:
-                row, message = batch[i]
-                await done(i, await self._send_one(number, row, message))
+            nonlocal failed
+            try:
+                for i in indexes:
+                    if failed:
+                        return
+                    row, message = batch[i]
+                    await done(i, await self._send_one(number, row, message))
+            except BaseException:
+                failed = True
+                raise
 
-        await asyncio.gather(*(lane(n, ix) for n, ix in enumerate(lanes) if ix))
+        outcomes = await asyncio.gather(
+            *(lane(n, ix) for n, ix in enumerate(lanes) if ix), return_exceptions=True
+        )
+        errors = [e for e in outcomes if isinstance(e, BaseException)]
+        if errors:  # anything unexpected first: a ChannelDown only when that is all there is
+            raise next((e for e in errors if not isinstance(e, ChannelDown)), errors[0])
 
     async def _client(self, number: int) -> aiosmtplib.SMTP:
         client = self._clients[number]

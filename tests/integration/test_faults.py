@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import aiosmtplib
+
 from bot.services import Services
-from bot.transports import SmtpSettings, SmtpTransport
-from tests.conftest import ASSESSOR, FrozenClock
+from bot.transports import ChannelDown, SmtpSettings, SmtpTransport
+from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
-from tests.integration.helpers import FAIL4, dispatcher, drain, outbox, slack_transport
+from tests.integration.helpers import (
+    FAIL4,
+    dispatcher,
+    drain,
+    outbox,
+    slack_transport,
+    smtp_transport,
+)
 
 
 async def test_smtp_hanging_mid_data_is_retried_and_nothing_is_lost(
@@ -65,3 +75,40 @@ async def test_a_channel_that_stays_down_is_paused_longer_each_time_up_to_five_m
     for got, want in zip(pauses, [15, 30, 60, 120, 240, 300, 300, 300], strict=True):
         assert want * 0.9 <= got <= want * 1.1, pauses  # with ±10 % jitter
     assert all(r.attempts == 0 for r in await outbox(services))
+
+
+class SecondConnectionRefused(SmtpTransport):
+    """The relay refuses a second connection (421, too many connections) a moment after the
+    first one started sending."""
+
+    async def _client(self, number: int) -> aiosmtplib.SMTP:
+        if number == 1:
+            await asyncio.sleep(0.05)
+            raise ChannelDown("SMTP server refused the session: 421 too many connections")
+        return await super()._client(number)
+
+
+async def test_a_lane_that_finds_the_channel_down_stops_its_sibling_before_the_pause(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    for n in range(2, 8):
+        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
+        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)  # 3 more emails
+    smtp.data_stalls.extend([0.1] * 50)  # each message takes a moment
+    d = dispatcher(services, clock, SecondConnectionRefused(SmtpSettings.from_url(smtp.url)))
+    await d.run_once()
+    await asyncio.sleep(0.6)  # nothing may still be sending once the channel is paused
+    emails = [r for r in await outbox(services) if r.channel == "email"]
+    sent = [r for r in emails if r.status == "sent"]
+    assert len(emails) == 9 and 1 <= len(sent) < 9
+    assert len(smtp.received) == len(sent)  # what the first lane delivered is recorded as sent
+    assert {r.status for r in emails} == {"sent", "pending"}
+    assert all(r.attempts == 0 for r in emails if r.status == "pending")  # given back unspent
+    clock.advance(minutes=1)  # the pause is over
+    survivor = dispatcher(services, clock, smtp_transport(smtp), name="d2")
+    await drain(survivor)
+    await survivor.close()
+    await d.close()
+    counts = Counter(m.message_id for m in smtp.received)
+    assert len(counts) == 9 and set(counts.values()) == {1}
