@@ -15,6 +15,7 @@ from bot.render import escape_mrkdwn, mention, render_slack, slack_environment
 SECTION_LIMIT = 3000  # characters of text in one section block
 BLOCK_LIMIT = 50  # blocks in one message
 ASSESS_CALLBACK = "pnc_assess"
+FORM_ERROR_LIMIT = 300  # characters of a refusal shown under a form field
 
 
 def sections(text: str) -> list[dict[str, Any]]:
@@ -184,6 +185,14 @@ def field_for(exc: PncError) -> str:
     if isinstance(exc, (InvalidDate, DuplicateAssessment)):
         return DAY
     return FACTORY
+
+
+def form_errors(exc: PncError) -> dict[str, Any]:
+    """A refusal shown in the form, under the field it is about (``response_action=errors``)."""
+    return {
+        "response_action": "errors",
+        "errors": {field_for(exc): exc.render()[:FORM_ERROR_LIMIT]},
+    }
 
 
 # --- App Home ---------------------------------------------------------------------------------

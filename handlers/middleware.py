@@ -100,5 +100,5 @@ async def _check_access(
 
 def _refused(body: dict[str, Any], exc: PncError) -> dict[str, Any]:
     if body.get("type") == "view_submission":
-        return {"response_action": "errors", "errors": {blocks.FACTORY: exc.render()[:150]}}
+        return blocks.form_errors(exc)
     return blocks.refusal(exc)

@@ -36,7 +36,7 @@ async def assessment_submitted(
             actor, values["factory"], values["date"], values["codes"], values["kind"]
         )
     except PncError as exc:
-        await ack(response_action="errors", errors={blocks.field_for(exc): exc.render()[:300]})
+        await ack(**blocks.form_errors(exc))
         await audit(context, "refused", {"error": exc.code})
         return
     except Exception as exc:
