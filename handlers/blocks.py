@@ -3,7 +3,6 @@ blocks, messages and views (with a plain-text fallback for notifications and old
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -87,9 +86,7 @@ def _cut(text: str) -> tuple[str, str]:
 FACTORY, DAY, ISSUES, KIND = "factory", "day", "issues", "kind"
 
 
-def assess_modal(
-    country: Country, today: date, factory_id: str | None, channel_id: str | None
-) -> dict[str, Any]:
+def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[str, Any]:
     """The assessment form: factory, date, the country's public-reporting issues, kind."""
     groups = []
     for cluster, issues in country.catalogue.clusters().items():
@@ -107,7 +104,6 @@ def assess_modal(
     return {
         "type": "modal",
         "callback_id": ASSESS_CALLBACK,
-        "private_metadata": json.dumps({"channel": channel_id, "country": country.code}),
         "title": _plain("Record an assessment"),
         "submit": _plain("Record"),
         "close": _plain("Cancel"),

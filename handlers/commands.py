@@ -36,9 +36,7 @@ async def pnc(
         async def open_form() -> Reply:
             factory_id = parsed.args.get("factory")
             code = (await services.factory(factory_id)).country if factory_id else None
-            view = blocks.assess_modal(
-                services.country(code), services.today(), factory_id, command.get("channel_id")
-            )
+            view = blocks.assess_modal(services.country(code), services.today(), factory_id)
             await client.views_open(trigger_id=command["trigger_id"], view=view)
             return None
 
