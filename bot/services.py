@@ -65,6 +65,11 @@ from store.models import (
 
 log = logging.getLogger(__name__)
 
+#: who the bot's own entries are by (the audit log, follow-ups it closed)
+SYSTEM = "pnc-bot"
+#: events that leave something to do (``Services._follow_ups``)
+_FOLLOWED_UP = frozenset({EventKind.PNC_DESIGNATED, EventKind.READMISSION_APPLIED})
+
 Clock = Callable[[], datetime]
 
 
@@ -653,6 +658,10 @@ class Services:
         events: list[dict[str, Any]] = []
         replanned: list[dict[str, Any]] = []
         due: list[tuple[int, Event, str, Evaluation]] = []
+        #: notified events supported again: what they left to do resumes
+        resumed: list[tuple[int, Event, str, Evaluation]] = []
+        #: events no longer supported that left something to do: (event row, factory, designated)
+        ended: list[tuple[Any, str, bool]] = []
         alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         unsupported: list[int] = []
         restored: list[int] = []
@@ -693,13 +702,18 @@ class Services:
                 )
                 if new_notice == Notice.DUE:
                     due.append((event_id, event, fid, evaluation))
-            again = tuple(
+            back_here = [
                 e
                 for e in evaluation.events
-                if e.key in changes.restored
-                and known[e.key].notice == Notice.DUE
-                and known[e.key].id not in told_back
-            )
+                if e.key in changes.restored and known[e.key].notice == Notice.DUE
+            ]
+            again = tuple(e for e in back_here if known[e.key].id not in told_back)
+            resumed += [(known[e.key].id, e, fid, evaluation) for e in back_here if e not in again]
+            ended += [
+                (known[k], fid, evaluation.designated)
+                for k in changes.unsupported
+                if known[k].kind in _FOLLOWED_UP
+            ]
             for event in again:
                 event_id = known[event.key].id
                 replanned.append(
@@ -732,7 +746,10 @@ class Services:
         await queries.mark_events(s, restored, unsupported_at=None)
         await queries.set_snapshots(s, snapshots)
         events_by_id = {e["id"]: e for e in (*events, *replanned)}
-        await self._write_notices(s, due, events_by_id, alerts, h)
+        parties = await self._write_notices(s, due, events_by_id, alerts, h)
+        await self._end_follow_ups(s, ended)
+        back = {e["id"] for e in replanned} | {event_id for event_id, *_ in resumed}
+        await self._follow_ups(s, [*due, *resumed], back, parties)
         return results
 
     async def _write_notices(
@@ -742,10 +759,11 @@ class Services:
         events: dict[int, dict[str, Any]],
         alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]],
         h: queries.Histories,
-    ) -> None:
-        """The outbox rows of the events due, and the staff alerts of changed histories."""
+    ) -> dict[str, tuple[notices.Party, date | None]]:
+        """The outbox rows of the events due, and the staff alerts of changed histories;
+        returns the factories as recipients."""
         if not due and not alerts:
-            return
+            return {}
         wanted = sorted({fid for _, _, fid, _ in due} | {fid for fid, _, _ in alerts})
         parties = await queries.factory_parties(s, wanted)
         buyers = await queries.subscriber_parties(s, wanted)
@@ -788,7 +806,7 @@ class Services:
             if alert is not None:
                 rows.append(alert)
         await self.enqueue(s, rows, event_of)
-        await self._follow_ups(s, due, parties)
+        return parties
 
     async def enqueue(
         self,
@@ -845,24 +863,47 @@ class Services:
     async def _follow_ups(
         self,
         s: AsyncSession,
-        due: list[tuple[int, Event, str, Evaluation]],
-        parties: dict[str, Any],
+        due: Sequence[tuple[int, Event, str, Evaluation]],
+        restored: set[int],
+        parties: dict[str, tuple[notices.Party, date | None]],
     ) -> None:
         """What a designation or an application leaves to do, with its reminders: the
-        stakeholder meeting (weekly until held), the end of the service cycle, the review."""
+        stakeholder meeting (weekly until held), the end of the service cycle, the review, the
+        unannounced visit. ``due`` holds the events notified now and the notified events the
+        history supports again (``restored`` names those): a follow-up closed because its
+        designation was no longer supported is reopened; one closed by staff stays closed."""
+        if not due:
+            return
         now, tz = self.clock(), self.settings.tz
         week = timedelta(days=7)
         review = timedelta(days=self.settings.readmission_reminder_days)
+        designations = [(i, fid) for i, e, fid, _ in due if e.kind is EventKind.PNC_DESIGNATED]
+        again = [i for i, _ in designations if i in restored]
+        kept = {f.event_id: f for f in await queries.follow_ups_of(s, again)} if again else {}
+        missing = sorted({fid for _, fid in designations} - set(parties))
+        if missing:
+            parties = {**parties, **await queries.factory_parties(s, missing)}
         rows: list[dict[str, Any]] = []
         for event_id, event, fid, _ in due:
             if event.kind is EventKind.PNC_DESIGNATED:
-                follow_up = follow_up_for(event_id, fid, now)
-                s.add(follow_up)
-                await s.flush()
-                rows.append(
-                    reminder("stakeholder_meeting", f"follow_up:{follow_up.id}", now + week, now)
-                )
-                cycle_end = parties[fid][1] if fid in parties else None
+                follow_up = kept.get(event_id)
+                if follow_up is None:
+                    follow_up = follow_up_for(event_id, fid, now)
+                    s.add(follow_up)
+                    await s.flush()
+                elif follow_up.closed_by == SYSTEM:  # closed when the designation was gone
+                    follow_up.closed_on = follow_up.closed_by = None
+                    s.add(follow_up)
+                    self._audit_system(
+                        s, "follow_up.reopened", fid, {"follow_up": follow_up.id, "event": event_id}
+                    )
+                if follow_up.closed_on is None:
+                    rows.append(
+                        reminder(
+                            "stakeholder_meeting", f"follow_up:{follow_up.id}", now + week, now
+                        )
+                    )
+                cycle_end = parties[fid][1]
                 if cycle_end is not None and local_moment(cycle_end, tz) > now:
                     rows.append(
                         reminder(
@@ -881,9 +922,49 @@ class Services:
                         now,
                     )
                 )
+            elif (
+                event.kind is EventKind.UNANNOUNCED_SCHEDULED
+                and event.application_id
+                and event_id in restored  # a visit scheduled now: ``schedule_visit`` sees to it
+                and local_moment(event.on, tz) > now
+            ):
+                eve = local_moment(event.on - timedelta(days=1), tz)
+                rows.append(
+                    reminder("unannounced_visit", f"readmission:{event.application_id}", eve, now)
+                )
         if rows:
             await queries.add_reminders(s, rows)
             after_commit(s, self.wake_reminders)
+
+    async def _end_follow_ups(self, s: AsyncSession, ended: list[tuple[Any, str, bool]]) -> None:
+        """What a designation or an application the history no longer supports left to do is
+        closed: the stakeholder meeting and its reminders, the end of the service cycle (unless
+        the factory is still designated), the review and the unannounced visit."""
+        if not ended:
+            return
+        gone = "the history no longer supports the designation"
+        designations = [row.id for row, _, _ in ended if row.kind == EventKind.PNC_DESIGNATED]
+        for follow_up in await queries.follow_ups_of(s, designations) if designations else []:
+            if follow_up.closed_on is not None:
+                continue  # the meeting was held
+            follow_up.closed_on, follow_up.closed_by = self.today(), SYSTEM
+            s.add(follow_up)
+            await queries.cancel_reminders(s, f"follow_up:{follow_up.id}", note=gone)
+            self._audit_system(
+                s,
+                "follow_up.closed",
+                follow_up.factory_id,
+                {"follow_up": follow_up.id, "event": follow_up.event_id, "reason": gone},
+            )
+        for row, fid, designated in ended:
+            if row.kind == EventKind.PNC_DESIGNATED and not designated:
+                await queries.cancel_cycle_end(s, fid, gone)
+            elif row.kind == EventKind.READMISSION_APPLIED and row.application_id:
+                await queries.cancel_reminders(
+                    s,
+                    f"readmission:{row.application_id}",
+                    note="the history no longer supports the application",
+                )
 
     async def existing_factory(self, s: AsyncSession, fid: str, lock: bool = False) -> Factory:
         factory = await queries.get_factory(s, fid, lock=lock)
@@ -984,7 +1065,7 @@ class Services:
         s.add(
             AuditEntry(
                 at=self.clock(),
-                actor="pnc-bot",
+                actor=SYSTEM,
                 source="policy",
                 action=action,
                 subject=subject,

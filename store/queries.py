@@ -289,11 +289,11 @@ async def load_histories(session: AsyncSession, ids: Sequence[str]) -> Histories
 
 
 async def event_index(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[Any]]:
-    """Recorded events (id, key, notice, unsupported_at) of many factories."""
+    """Recorded events (id, key, kind, application, notice, unsupported_at) of many
+    factories."""
     e = PncEvent.__table__  # type: ignore[attr-defined]
-    return await _by_factory(
-        session, e, [e.c.id, e.c.key, e.c.factory_id, e.c.notice, e.c.unsupported_at], ids
-    )
+    columns = [e.c.id, e.c.key, e.c.factory_id, e.c.kind, e.c.application_id]
+    return await _by_factory(session, e, [*columns, e.c.notice, e.c.unsupported_at], ids)
 
 
 async def live_days(session: AsyncSession, ids: Sequence[str]) -> dict[tuple[str, date], Any]:
@@ -463,19 +463,28 @@ async def outbox_overview(session: AsyncSession, now: Any, limit: int) -> dict[s
 
 async def add_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Write reminders (dicts with kind, subject, due_at, created_at), skipping any already
-    scheduled for the same subject, kind and moment; returns how many were new."""
+    scheduled for the same subject, kind and moment — except a cancelled one, which is wanted
+    again and pending again. Returns how many were new or pending again."""
     r = Reminder.__table__  # type: ignore[attr-defined]
-    fresh = []
-    for row in rows:
-        found = await session.exec(
-            select(r.c.id).where(
-                r.c.kind == row["kind"], r.c.subject == row["subject"], r.c.due_at == row["due_at"]
-            )
+    wanted = {(row["kind"], row["subject"], row["due_at"]): row for row in rows}
+    found: dict[tuple[str, str, Any], Any] = {}
+    for part in chunks(sorted({row["subject"] for row in rows})):
+        stmt = select(r.c.id, r.c.kind, r.c.subject, r.c.due_at, r.c.status).where(
+            r.c.subject.in_(part)
         )
-        if found.first() is None:
-            fresh.append({"status": "pending", "done_at": None, "note": None, **row})
+        found.update(((x.kind, x.subject, x.due_at), x) for x in (await session.exec(stmt)).all())
+    fresh = [
+        {"status": "pending", "done_at": None, "note": None, **row}
+        for key, row in wanted.items()
+        if key not in found
+    ]
+    again = [found[key].id for key in wanted if key in found and found[key].status == "cancelled"]
+    if again:
+        await session.exec(
+            update(r).where(r.c.id.in_(again)).values(status="pending", done_at=None, note=None)
+        )
     await insert_rows(session, r, fresh)
-    return len(fresh)
+    return len(fresh) + len(again)
 
 
 async def cancel_reminders(
@@ -486,6 +495,20 @@ async def cancel_reminders(
     if kinds:
         stmt = stmt.where(r.c.kind.in_(kinds))
     await session.exec(stmt.values(status="cancelled", note=note[:300] or None))
+
+
+async def cancel_cycle_end(session: AsyncSession, factory_id: str, note: str) -> None:
+    """Cancel the reminder of the end of a factory's service cycle (whatever its day)."""
+    r = Reminder.__table__  # type: ignore[attr-defined]
+    await session.exec(
+        update(r)
+        .where(
+            r.c.kind == "cycle_end",
+            r.c.status == "pending",
+            r.c.subject.startswith(f"factory:{factory_id}:", autoescape=True),
+        )
+        .values(status="cancelled", note=note[:300])
+    )
 
 
 async def claim_due_reminders(session: AsyncSession, now: Any, limit: int) -> list[Reminder]:
@@ -572,3 +595,17 @@ async def open_follow_up(session: AsyncSession, factory_id: str, kind: str) -> F
         .order_by(FollowUp.id.desc())  # type: ignore[union-attr]
     )
     return (await session.exec(stmt)).scalars().first()  # type: ignore[call-overload]
+
+
+async def follow_ups_of(session: AsyncSession, event_ids: Sequence[int]) -> list[FollowUp]:
+    """The follow-ups of these events (locked for this transaction on PostgreSQL)."""
+    found: list[FollowUp] = []
+    for part in chunks(list(event_ids)):
+        stmt = (
+            select(FollowUp)
+            .where(FollowUp.event_id.in_(part))  # type: ignore[attr-defined]
+            .order_by(FollowUp.id)  # type: ignore[arg-type]
+            .with_for_update()
+        )
+        found += (await session.exec(stmt)).scalars().all()  # type: ignore[call-overload]
+    return found

@@ -3,12 +3,17 @@ as told, and what an event the history supports again leaves to do (SQLite and P
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
+from bot.errors import StateConflict
+from bot.readmission import Readmissions
 from bot.services import Services
-from store.models import OutboxMessage, PncEvent
+from scheduler.reminders import ReminderRunner
+from store.models import AuditEntry, FollowUp, OutboxMessage, PncEvent, Reminder
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
@@ -142,3 +147,101 @@ async def test_an_event_supported_again_while_the_history_changed_is_held(
         "VN-1/at_risk_warning/a1/k1",
         "VN-1/at_risk_warning/a2/k2",
     ]
+
+
+# --- what a designation leaves to do --------------------------------------------------------
+
+
+async def designate(services: Services) -> None:
+    for day in ("2026-01-10", "2026-04-10", "2026-07-10"):
+        await services.record_assessment(ASSESSOR, "VN-1", day, FAIL4)
+
+
+async def follow_ups(services: Services) -> list[FollowUp]:
+    async with services.db.transaction() as s:
+        return list((await s.exec(select(FollowUp).order_by(FollowUp.id))).scalars())
+
+
+async def pending(services: Services) -> list[tuple[str, str]]:
+    async with services.db.transaction() as s:
+        found = await s.exec(
+            select(Reminder).where(Reminder.status == "pending").order_by(Reminder.id)
+        )
+        return [(r.kind, r.subject) for r in found.scalars()]
+
+
+async def test_a_designation_no_longer_supported_stops_its_meeting_reminders(
+    services: Services, registry: None, clock: FrozenClock
+) -> None:
+    await designate(services)
+    assert await pending(services) == [
+        ("stakeholder_meeting", "follow_up:1"),
+        ("cycle_end", "factory:VN-1:2027-06-30"),
+    ]
+    outcome = await services.amend_assessment(
+        MANAGER, "VN-1", "2026-07-10", "wrong", nc_issues=PASS
+    )
+    assert outcome.label == "Not at risk"
+    assert await pending(services) == []
+    [follow_up] = await follow_ups(services)
+    assert (follow_up.closed_on, follow_up.closed_by) == (clock.now.date(), "pnc-bot")
+    runner = ReminderRunner(services)
+    for _ in range(4):
+        clock.advance(days=7)
+        assert await runner.run_due() == 0
+    with pytest.raises(StateConflict):
+        await Readmissions(services).meeting_held(ASSESSOR, "VN-1", "2026-11-20")
+    async with services.db.transaction() as s:
+        actions = (await s.exec(select(AuditEntry.action))).scalars().all()
+    assert "follow_up.closed" in actions
+
+
+async def test_a_designation_supported_again_reopens_its_meeting(
+    services: Services, registry: None, clock: FrozenClock
+) -> None:
+    await designate(services)
+    await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "wrong", nc_issues=PASS)
+    clock.advance(days=1)
+    back = await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "no", nc_issues=FAIL4)
+    assert back.label == "Persistently non-compliant"
+    [follow_up] = await follow_ups(services)
+    assert (follow_up.closed_on, follow_up.closed_by) == (None, None)
+    assert sorted(await pending(services)) == [
+        ("cycle_end", "factory:VN-1:2027-06-30"),
+        ("stakeholder_meeting", "follow_up:1"),
+    ]
+    clock.advance(days=7)
+    assert await ReminderRunner(services).run_due() == 1
+    await Readmissions(services).meeting_held(ASSESSOR, "VN-1", "2026-11-25")
+
+
+async def test_a_meeting_held_stays_held_whatever_the_history_does(
+    services: Services, registry: None, clock: FrozenClock
+) -> None:
+    await designate(services)
+    await Readmissions(services).meeting_held(ASSESSOR, "VN-1", "2026-11-19")
+    await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "wrong", nc_issues=PASS)
+    await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "no", nc_issues=FAIL4)
+    [follow_up] = await follow_ups(services)
+    assert (follow_up.closed_on, follow_up.closed_by) == (date(2026, 11, 19), "U0ASSESSOR")
+    assert await pending(services) == [("cycle_end", "factory:VN-1:2027-06-30")]
+
+
+async def test_an_application_no_longer_supported_stops_its_review_reminders(
+    services: Services, registry: None, clock: FrozenClock
+) -> None:
+    await designate(services)
+    readmissions = Readmissions(services)
+    await readmissions.apply(MANAGER, "VN-1", ["https://drive.example/evidence"])
+    await readmissions.schedule_visit(MANAGER, "VN-1", "2026-12-10")
+    assert {k for k, s in await pending(services) if s == "readmission:1"} == {
+        "readmission_review",
+        "unannounced_visit",
+    }
+    await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "wrong", nc_issues=PASS)
+    assert await pending(services) == []  # no review of an application nobody can decide
+    await services.amend_assessment(MANAGER, "VN-1", "2026-07-10", "no", nc_issues=FAIL4)
+    assert {k for k, s in await pending(services) if s == "readmission:1"} == {
+        "readmission_review",
+        "unannounced_visit",
+    }
