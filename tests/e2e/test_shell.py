@@ -49,6 +49,9 @@ async def test_the_shell_runs_the_slack_commands_without_slack(
     assert "In Slack a form opens here: Record an assessment" in out
     assert "Commands start with /pnc" in out
     assert "`<!channel>` is not a valid factory id" in out  # decoded for the console
+    # the factory's email, in Vietnamese: its subject is shown as it reads, not RFC 2047 encoded
+    assert "] Cảnh báo nguy cơ không tuân thủ kéo dài (2/3)" in out, out
+    assert "=?utf-8?" not in out.lower()
     assert "Traceback" not in result.stderr
     status = run("status", "VN-1002", "--json", cwd=tmp_path, env=env).stdout
     assert '"submitted_by": "shell:' in status
