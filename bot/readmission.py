@@ -169,7 +169,7 @@ class Readmissions:
         """Close the stakeholder-meeting follow-up of a designation."""
         actor.require("meeting held", await self.services.managers())
         fid = validation.identifier(factory_id, "factory id")
-        held = validation.assessment_date(day, self.services.today())  # not in the future
+        held = validation.past_date(day, self.services.today(), "meeting date")
         async with self.services.db.transaction(write=True) as s:
             await self.services.existing_factory(s, fid)
             follow_up = await queries.open_follow_up(s, fid, "stakeholder_meeting")

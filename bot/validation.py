@@ -97,20 +97,27 @@ def optional_date(value: str | date | None, what: str = "date") -> date | None:
     return iso_date(value, what) if value.strip() else None
 
 
-def assessment_date(value: str | date, today: date) -> date:
-    """An assessment date: ISO, not in the future, not before 2000."""
-    day = iso_date(value, "assessment date") if isinstance(value, str) else value
+def past_date(value: str | date, today: date, what: str = "date") -> date:
+    """The day something took place (``what``: "meeting date"): ISO, not in the future, not
+    before 2000."""
+    day = iso_date(value, what) if isinstance(value, str) else value
+    thing = what.removesuffix(" date")
     if day > today:
         raise InvalidDate(
-            f"The assessment date {day.isoformat()} is in the future.",
-            f"Give the day the assessment took place (today is {today.isoformat()}).",
+            f"The {what} {day.isoformat()} is in the future.",
+            f"Give the day the {thing} took place (today is {today.isoformat()}).",
         )
     if day < EARLIEST_ASSESSMENT:
         raise InvalidDate(
-            f"The assessment date {day.isoformat()} is before 2000.",
-            "Check the year; assessments before 2000 are not accepted.",
+            f"The {what} {day.isoformat()} is before 2000.",
+            f"Check the year; {thing}s before 2000 are not accepted.",
         )
     return day
+
+
+def assessment_date(value: str | date, today: date) -> date:
+    """An assessment date: ISO, not in the future, not before 2000."""
+    return past_date(value, today, "assessment date")
 
 
 def issue_codes(value: str | Iterable[str], catalogue: Catalogue, country: str) -> frozenset[str]:

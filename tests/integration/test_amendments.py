@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.errors import StateConflict
+from bot.errors import InvalidDate, StateConflict
 from bot.readmission import Readmissions
 from bot.services import Services
 from scheduler.reminders import ReminderRunner
@@ -245,3 +245,15 @@ async def test_an_application_no_longer_supported_stops_its_review_reminders(
         "readmission_review",
         "unannounced_visit",
     }
+
+
+async def test_a_meeting_in_the_future_is_refused_in_the_words_of_a_meeting(
+    services: Services, registry: None
+) -> None:
+    await designate(services)
+    with pytest.raises(InvalidDate) as exc_info:
+        await Readmissions(services).meeting_held(ASSESSOR, "VN-1", "2026-12-01")
+    assert exc_info.value.render() == (
+        "The meeting date 2026-12-01 is in the future. "
+        "Give the day the meeting took place (today is 2026-11-20)."
+    )

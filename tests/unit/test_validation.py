@@ -299,6 +299,22 @@ def test_assessment_date_refuses_malformed_text() -> None:
         validation.assessment_date("2026-2-1", TODAY)
 
 
+def test_past_date_names_what_took_place() -> None:
+    assert validation.past_date("2026-11-20", TODAY, "meeting date") == TODAY
+    with pytest.raises(InvalidDate) as exc_info:
+        validation.past_date("2026-12-01", TODAY, "meeting date")
+    assert exc_info.value.render() == (
+        "The meeting date 2026-12-01 is in the future. "
+        "Give the day the meeting took place (today is 2026-11-20)."
+    )
+    with pytest.raises(InvalidDate) as exc_info:
+        validation.past_date("1999-12-31", TODAY, "meeting date")
+    assert "assessment" not in exc_info.value.render()
+    with pytest.raises(InvalidDate) as exc_info:
+        validation.past_date("2026-2-1", TODAY, "meeting date")
+    assert "meeting date" in str(exc_info.value)
+
+
 def test_optional_date_passes_none_and_dates_through_and_reads_empty_as_none() -> None:
     assert validation.optional_date(None) is None
     assert validation.optional_date(date(2027, 6, 30)) == date(2027, 6, 30)
