@@ -128,28 +128,17 @@ class Dispatcher:
                 continue
             claimed += len(rows)
             ready, broken = self._render(rows)
-            finished: set[int] = set()
-            reset = [True]  # the first delivery of the round clears a past pause of the channel
-
-            async def done(
-                i: int,
-                result: Result,
-                ready: Any = ready,
-                reset: Any = reset,
-                finished: set[int] = finished,
-                channel: str = channel,
-            ) -> None:
-                finished.add(i)
-                clear = reset[0] and result.outcome == Outcome.SENT
-                reset[0] = reset[0] and not clear
-                await self._record(ready[i][0], result, channel, clear_pause=clear)
-
+            batch = _Batch(self, channel, ready)
             try:
                 if ready:
-                    await transport.send(ready, done)
+                    await transport.send(ready, batch.done)
             except ChannelDown as exc:
-                undone = [row for i, (row, _) in enumerate(ready) if i not in finished]
-                await self._pause(channel, exc, undone)
+                await self._pause(channel, exc, batch.unfinished())
+            except Exception as exc:  # a bug, or a failure no transport foresaw
+                log.exception("delivering %s notices failed; the rest are retried", channel)
+                error = f"delivery failed: {type(exc).__name__}: {exc}"
+                for row in batch.unfinished():
+                    await self._record(row, Result(Outcome.RETRY, error=error), channel)
             for row, error in broken:
                 await self._record(row, Result(Outcome.DEAD, error=error), channel)
         return claimed
@@ -181,9 +170,36 @@ class Dispatcher:
         )
         async with self.db.transaction(write=True) as s:
             found = (await s.exec(claim)).all()
-        # plain attribute bags: building ORM objects for rows only read cost more than the claim
-        rows: list[Any] = [SimpleNamespace(**r._mapping) for r in found]
+            # plain attribute bags: ORM objects for rows only read cost more than the claim
+            rows: list[Any] = [SimpleNamespace(**r._mapping) for r in found]
+            spent = [r for r in rows if r.attempts > self.policy.max_attempts]
+            if spent:
+                await self._give_up(s, spent, now)
+                rows = [r for r in rows if r not in spent]
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id or 0))
+
+    async def _give_up(self, s: Any, rows: list[Any], now: datetime) -> None:
+        """Dead-letter claims taken over after their lease expired on the last attempt: each
+        time, the dispatcher delivering them stopped (or hung) before it could record what
+        happened — a notice that crashes whoever sends it must not be retried for ever."""
+        why = (
+            f"gave up after {self.policy.max_attempts} attempts: each time, the dispatcher "
+            "delivering it stopped before recording the outcome"
+        )
+        await s.exec(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_([r.id for r in rows]))
+            .values(
+                status="dead",
+                attempts=OUTBOX.c.attempts - 1,
+                lease_until=None,
+                claimed_by=None,
+                last_error=why,
+            )
+        )
+        for row in rows:
+            row.attempts -= 1
+            await self._alert_dead(s, row, why, now)
 
     def _render(
         self, rows: list[OutboxMessage]
@@ -209,11 +225,7 @@ class Dispatcher:
         """Record one outcome at once — only if the claim is still this dispatcher's."""
         now = self.clock()
         values = self._outcome_values(row, result, now)
-        ours = (
-            OUTBOX.c.id == row.id,
-            OUTBOX.c.claimed_by == self.name,
-            OUTBOX.c.status == "sending",
-        )
+        ours = self._ours(row.id)
         if values.get("status") == "dead":  # rare: the outcome and the staff alert together
             async with self.db.transaction(write=True) as s:
                 changed = await s.exec(update(OUTBOX).where(*ours).values(**values))
@@ -230,6 +242,11 @@ class Dispatcher:
                 )
         if not changed.rowcount:
             log.warning("notice %s was taken over by another dispatcher", row.id)
+
+    def _ours(self, *ids: int) -> tuple[Any, ...]:
+        """The rows among ``ids`` still claimed by this dispatcher."""
+        which = OUTBOX.c.id == ids[0] if len(ids) == 1 else OUTBOX.c.id.in_(ids)
+        return (which, OUTBOX.c.claimed_by == self.name, OUTBOX.c.status == "sending")
 
     def _outcome_values(self, row: OutboxMessage, result: Result, now: datetime) -> dict[str, Any]:
         released = {"lease_until": None, "claimed_by": None}
@@ -334,11 +351,7 @@ class Dispatcher:
             for row in rows:
                 await s.exec(
                     update(OUTBOX)
-                    .where(
-                        OUTBOX.c.id == row.id,
-                        OUTBOX.c.claimed_by == self.name,
-                        OUTBOX.c.status == "sending",
-                    )
+                    .where(*self._ours(row.id))
                     .values(
                         status="pending",
                         attempts=row.attempts - 1,
@@ -373,3 +386,26 @@ class Dispatcher:
             s, [notices.outbox_row(notice, now, self.settings.mail_domain)]
         ):
             self._wake.set()
+
+
+class _Batch:
+    """A claimed batch being delivered: which notices have their outcome recorded."""
+
+    def __init__(self, dispatcher: Dispatcher, channel: str, ready: list[tuple[Any, Any]]) -> None:
+        self.dispatcher = dispatcher
+        self.channel = channel
+        self.ready = ready
+        self.finished: set[int] = set()
+        #: the first delivery of the batch clears a past pause of the channel
+        self.clear_pause = True
+
+    async def done(self, i: int, result: Result) -> None:
+        """A transport's report on the ``i``-th message: recorded at once."""
+        clear = self.clear_pause and result.outcome == Outcome.SENT
+        self.clear_pause = self.clear_pause and not clear
+        await self.dispatcher._record(self.ready[i][0], result, self.channel, clear_pause=clear)
+        self.finished.add(i)
+
+    def unfinished(self) -> list[Any]:
+        """The claimed notices whose outcome is not recorded (yet)."""
+        return [row for i, (row, _) in enumerate(self.ready) if i not in self.finished]

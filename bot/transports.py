@@ -9,18 +9,21 @@ the channel without counting an attempt against any message.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import parseaddr
+from email.utils import parseaddr, parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import aiosmtplib
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -341,6 +344,30 @@ _SLACK_CONFIG = {
 }
 
 
+#: the longest a Slack ``Retry-After`` is honoured, and the wait when it says nothing usable
+RETRY_AFTER_MAX = 3600.0
+RETRY_AFTER_DEFAULT = 30.0
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float:
+    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date,
+    between 1 s and an hour; 30 s when it is missing or unreadable."""
+    text = (value or "").strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return RETRY_AFTER_DEFAULT
+        if when.tzinfo is None:  # "-0000": UTC
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return RETRY_AFTER_DEFAULT
+    return min(RETRY_AFTER_MAX, max(1.0, seconds))
+
+
 class SlackTransport:
     """Posts staff alerts with ``chat.postMessage``; the message ``ts`` is the provider's reply."""
 
@@ -363,7 +390,7 @@ class SlackTransport:
                 status = exc.response.status_code
                 error = str(exc.response.get("error", "")) if exc.response.data else ""
                 if status == 429 or error == "ratelimited":
-                    wait = float(exc.response.headers.get("Retry-After", "30") or 30)
+                    wait = retry_after(exc.response.headers.get("Retry-After"))
                     await done(i, Result(Outcome.WAIT, error="rate limited", retry_after=wait))
                 elif error in _SLACK_CONFIG:
                     raise ChannelDown(f"Slack refused: {error}", config=True) from exc
@@ -372,8 +399,11 @@ class SlackTransport:
                 else:
                     await done(i, Result(Outcome.RETRY, error=f"Slack: {status} {error}".strip()))
                 continue
-            except (TimeoutError, OSError) as exc:
+            except (TimeoutError, OSError) as exc:  # no connection, or no answer in time
                 raise ChannelDown(f"Slack unreachable: {_brief(exc)}") from exc
+            except aiohttp.ClientError as exc:  # e.g. the connection dropped mid-answer
+                await done(i, Result(Outcome.RETRY, error=f"Slack: {_brief(exc)}"))
+                continue
             await done(i, Result(Outcome.SENT, reply=f"ts:{response.get('ts')}"))
 
     async def close(self) -> None:

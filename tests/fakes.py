@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -40,6 +41,7 @@ class FakeSlack(LoopbackSlack):
         self.calls: list[Call] = []
         self.responses: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
+        self._drops: Counter[str] = Counter()
         self._arrived = asyncio.Event()
 
     def fail(
@@ -52,6 +54,23 @@ class FakeSlack(LoopbackSlack):
     ) -> None:
         answer = body if body is not None else {"ok": False, "error": "fatal_error"}
         self._failures.setdefault(method, []).extend([(status, answer, headers or {})] * times)
+
+    def drop(self, method: str, times: int = 1) -> None:
+        """Close the connection instead of answering the next calls to a method: the client
+        sees the server disconnect (aiohttp's ``ServerDisconnectedError``)."""
+        self._drops[method] += times
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if self._drops[method] > 0:
+            self._drops[method] -= 1
+            await request.read()
+            self.calls.append(Call(method, {}))
+            self._arrived.set()
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=204)  # never reaches the client
+        return await super()._api(request)
 
     async def api_call(
         self, method: str, body: dict[str, Any]

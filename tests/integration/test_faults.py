@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
 
 import aiosmtplib
 
+from bot.dispatcher import Policy
 from bot.services import Services
-from bot.transports import ChannelDown, SmtpSettings, SmtpTransport
+from bot.transports import ChannelDown, Result, SmtpSettings, SmtpTransport
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
 from tests.integration.helpers import (
@@ -112,3 +115,85 @@ async def test_a_lane_that_finds_the_channel_down_stops_its_sibling_before_the_p
     await d.close()
     counts = Counter(m.message_id for m in smtp.received)
     assert len(counts) == 9 and set(counts.values()) == {1}
+
+
+async def test_slack_dropping_the_connection_retries_the_post(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    slack.drop("chat.postMessage", times=2)  # the client's own retry meets it too
+    d = dispatcher(services, clock, slack_transport(slack))
+    await drain(d)
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert (staff.status, staff.attempts, staff.claimed_by) == ("pending", 1, None)
+    assert "Server disconnected" in (staff.last_error or "")
+    clock.advance(minutes=1)
+    await drain(d)
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert staff.status == "sent"
+
+
+async def test_slack_retry_after_as_an_http_date_is_honoured(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    at = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    slack.fail("chat.postMessage", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": at})
+    await drain(dispatcher(services, clock, slack_transport(slack)))
+    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    assert (staff.status, staff.attempts) == ("pending", 0)
+    assert timedelta(seconds=15) <= staff.next_attempt_at - clock.now <= timedelta(seconds=20)
+
+
+class BreaksOnTheSecondMessage(SmtpTransport):
+    """A transport with a bug: the second message raises something nobody foresaw."""
+
+    sent = 0
+
+    async def _send_one(self, number: int, row: Any, message: Any) -> Result:
+        self.sent += 1
+        if self.sent == 2:
+            raise RuntimeError("a bug in the transport")
+        return await super()._send_one(number, row, message)
+
+
+async def test_an_unexpected_error_gives_the_rest_of_the_batch_back_as_a_retry(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    transport = BreaksOnTheSecondMessage(SmtpSettings.from_url(smtp.url), connections=1)
+    d = dispatcher(services, clock, transport)
+    assert await d.run_once() == 3  # does not raise
+    emails = [r for r in await outbox(services) if r.channel == "email"]
+    assert sorted(r.status for r in emails) == ["pending", "pending", "sent"]
+    assert len(smtp.received) == 1
+    for row in emails:
+        if row.status == "pending":
+            assert (row.attempts, row.claimed_by) == (1, None)
+            assert "RuntimeError: a bug in the transport" in (row.last_error or "")
+            assert row.next_attempt_at > clock.now
+    clock.advance(minutes=2)
+    await drain(d)
+    assert {r.status for r in await outbox(services) if r.channel == "email"} == {"sent"}
+    assert len({m.message_id for m in smtp.received}) == 3
+
+
+async def test_a_notice_whose_claims_keep_expiring_is_dead_lettered_at_the_last_attempt(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    limit = Policy(max_attempts=2)
+    for name in ("crashed-1", "crashed-2"):  # each claims, then dies before recording anything
+        crashed = dispatcher(services, clock, smtp_transport(smtp), name=name)
+        crashed.policy = limit
+        assert len(await crashed._claim("email", clock.now)) == 3
+        clock.advance(minutes=3)  # its lease expires
+    survivor = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    survivor.policy = limit
+    await drain(survivor)
+    emails = [r for r in await outbox(services) if r.channel == "email"]
+    assert {(r.status, r.attempts, r.claimed_by) for r in emails} == {("dead", 2, None)}
+    assert all("gave up after 2 attempts" in (r.last_error or "") for r in emails)
+    assert smtp.received == []
+    alerts = [r for r in await outbox(services) if r.kind == "delivery_failed"]
+    assert len(alerts) == 3 and {r.status for r in alerts} == {"sent"}

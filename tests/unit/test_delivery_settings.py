@@ -3,11 +3,13 @@ I/O."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
-from bot.transports import SmtpSettings
+from bot.transports import SmtpSettings, retry_after
 
 
 def test_the_smtp_password_never_appears_in_the_settings_repr() -> None:
@@ -47,3 +49,26 @@ def test_a_sender_that_is_not_one_address_is_refused_at_start(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=f"{variable}: .*not one email address"):
         load_settings()
+
+
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        ("2.5", 2.5),
+        ("Fri, 20 Nov 2026 03:00:42 GMT", 42.0),  # an HTTP date
+        ("0", 1.0),  # at least a second: never a busy loop
+        ("Fri, 20 Nov 2026 02:00:00 GMT", 1.0),  # a date in the past
+        ("86400", 3600.0),  # at most an hour
+        (None, 30.0),
+        ("soon", 30.0),
+        ("nan", 30.0),
+    ],
+)
+def test_slack_retry_after_is_read_as_seconds_or_a_date_within_bounds(
+    header: str | None, seconds: float
+) -> None:
+    assert retry_after(header, NOW) == seconds
