@@ -11,7 +11,8 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from email.header import decode_header, make_header
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +23,9 @@ from bot.roles import Actor
 from bot.slack_app import build_slack_app
 from bot.transports import Done, Result, Transport
 from handlers.runner import ACTOR, SOURCE, settle
-from store.models import OutboxMessage
+
+if TYPE_CHECKING:
+    from store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +237,7 @@ class _Shown:
             where = f" → {result.reply}" if result.reply else f" ({result.outcome}: {result.error})"
             self.write(
                 f"[email {row.kind} to {row.recipient_name} <{', '.join(row.addresses)}>]"
-                f" {message['Subject']}{where}"
+                f" {_decoded(message['Subject'])}{where}"
             )
             await done(i, result)
 
@@ -242,6 +245,16 @@ class _Shown:
 
     async def close(self) -> None:
         await self.transport.close()
+
+
+def _decoded(header: object) -> str:
+    """A header as a person reads it: RFC 2047 encoded words (a Vietnamese subject) decoded."""
+    if header is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(header))))
+    except (ValueError, LookupError):  # malformed encoded words: show them as they are
+        return str(header)
 
 
 async def request_body(request: web.Request) -> dict[str, Any]:
