@@ -17,7 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
 from bot.bootstrap import Bot, bootstrap
+from bot.errors import InvalidInput
 from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
 from handlers.shell import ConsoleSession
@@ -127,9 +130,25 @@ def story(today: date) -> list[Step]:
     ]
 
 
+class _DemoSettings(Settings):
+    """Settings from the values given only: no ``PNC_*`` or ``SLACK_*`` variable is read."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def _settings(database: Path, outbox: Path) -> Settings:
-    """Everything explicit: the environment (a production database, SMTP) is never used."""
-    return Settings(
+    """Everything explicit or the default: the environment (a production database, SMTP, a
+    bad value) is never used."""
+    return _DemoSettings(
         database_url=f"sqlite+aiosqlite:///{database}",
         smtp_url=None,
         outbox_dir=outbox,
@@ -159,9 +178,24 @@ def output_folder(wanted: Path | None) -> Path:
     return folder
 
 
+def writable_folder(folder: Path) -> Path:
+    """``folder``, created if need be; refused if the emails could not be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot write the emails to {folder}: {exc.strerror or exc}.",
+            "Give a folder you can write to with --out.",
+        ) from None
+    return folder
+
+
 async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Path:
-    """Play the story; returns the folder with the emails."""
-    outbox = output_folder(out)
+    """Play the story; returns the folder with the emails. Refused before anything is played
+    if the emails could not be written."""
+    outbox = writable_folder(output_folder(out))
     scratch = Path(tempfile.mkdtemp(prefix="pnc-demo-db-"))
     clock = DemoClock()
     bot: Bot | None = None
@@ -173,8 +207,10 @@ async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Pat
             with resources.as_file(examples.joinpath(f"{kind}.csv")) as path:
                 await bot.importer.run(kind, path, manager)
         async with ConsoleSession(bot, write=write, operator=manager) as session:
-            for number, step in enumerate(story(bot.services.today()), 1):
+            number = 0
+            for step in story(bot.services.today()):
                 if step.say:
+                    number += 1
                     write(f"── {number}. {step.say}")
                 if step.skip_days:
                     clock.skip(step.skip_days)
