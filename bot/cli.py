@@ -47,15 +47,32 @@ app.add_typer(outbox_app, name="outbox")
 ImportKind = StrEnum("ImportKind", {k: k for k in KINDS})  # type: ignore[misc]
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+LogLevelOption = Annotated[
+    LogLevel | None,
+    typer.Option(
+        "--log-level",
+        case_sensitive=False,
+        help="debug, info, warning or error (default: warning; info for serve).",
+    ),
+]
+
+
 @app.callback()
-def _main(
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "warning",
-) -> None:
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+def _main(ctx: typer.Context, log_level: LogLevelOption = None) -> None:
+    ctx.obj = {"log_level": log_level}  # given before the command: serve respects it
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    _set_log_level(log_level or LogLevel.warning)
+
+
+def _set_log_level(level: LogLevel) -> None:
+    logging.getLogger().setLevel(level.value.upper())
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -185,17 +202,19 @@ def issues(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="HTTP port (POST /slack/events, GET /healthz).")] = 3000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     socket_mode: Annotated[
         bool, typer.Option("--socket-mode", help="Connect to Slack with SLACK_APP_TOKEN.")
     ] = False,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the bot: Slack listeners, with the database migrated first. Stops on SIGTERM."""
     from bot.server import serve as run_server
 
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
+    given = log_level or (ctx.find_root().obj or {}).get("log_level")
+    _set_log_level(given or LogLevel.info)
     _run(lambda: run_server(load_settings(), host=host, port=port, socket_mode=socket_mode))
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -133,3 +138,56 @@ def test_bad_configuration_names_the_variable(tmp_path: Path) -> None:
     result = run("issues", cwd=tmp_path, env={"PNC_TIMEZONE": "Mars/Olympus"}, ok=False)
     assert result.returncode == 1
     assert "PNC_TIMEZONE" in result.stderr and "unknown time zone" in result.stderr
+
+
+def test_an_unknown_log_level_is_refused_with_the_choices(tmp_path: Path) -> None:
+    result = run("--log-level", "verbose", "issues", cwd=tmp_path, ok=False)
+    assert result.returncode == 2
+    shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())  # out of its box
+    assert "'verbose' is not one of 'debug', 'info', 'warning', 'error'" in shown, shown
+    assert "Traceback" not in result.stderr
+    assert "WT-01" in run("--log-level", "ERROR", "issues", cwd=tmp_path).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def served_log(cwd: Path, *args: str) -> str:
+    """What ``pnc-bot <args>`` (a serve command) logs until it has answered a health check and
+    stopped on SIGTERM."""
+    port = _free_port()
+    command = [str(arg).replace("{port}", str(port)) for arg in args]
+    env = environment({"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s3cr3t-signing"})
+    process = subprocess.Popen(
+        [str(PNC_BOT), *command], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline, healthy = time.monotonic() + 30, False
+        while time.monotonic() < deadline and not healthy and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    healthy = True
+            except OSError:
+                time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert healthy and process.returncode == 0, stderr
+    return stderr
+
+
+def test_serve_logs_at_info_unless_a_level_is_given(tmp_path: Path) -> None:
+    listening = "INFO bot.server: pnc-bot"
+    serve = ("serve", "--host", "127.0.0.1", "--port", "{port}")
+    assert listening in served_log(tmp_path, *serve)
+    assert listening in served_log(
+        tmp_path, "--log-level", "warning", *serve, "--log-level", "info"
+    )
+    for quiet in (("--log-level", "error", *serve), (*serve, "--log-level", "error")):
+        log = served_log(tmp_path, *quiet)
+        assert "INFO" not in log and "WARNING" not in log, (quiet, log)
