@@ -187,7 +187,7 @@ class Importer:
         initial = _Memo(self.services.initial_state)
         now = self.services.clock()
         async with self.services.db.transaction(write=True) as s:
-            existing = await queries.factory_rows(s, list(clean))
+            existing = await queries.factory_rows(s, list(clean), lock=True)
             added, changed, moved = [], [], []
             for fid, values in clean.items():
                 old = existing.get(fid)
@@ -336,7 +336,9 @@ class Importer:
             with contextlib.suppress(PncError):  # a bad id is reported with its line below
                 named.add(ids(raw))
         async with self.services.db.transaction(write=True) as s:
-            facts = await queries.factory_facts(s, sorted(named))
+            # locked before their histories are read: an assessment recorded meanwhile (Slack)
+            # waits for the import, and is then evaluated with the imported ones
+            facts = await queries.factory_facts(s, sorted(named), lock=True)
             stored = await queries.live_days(s, sorted(facts))
             seen: dict[tuple[str, date], int] = {}
             new: list[tuple[date, frozenset[str], str]] = []

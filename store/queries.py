@@ -183,16 +183,30 @@ def as_readmission(row: Any) -> ReadmissionRecord:
     return ReadmissionRecord(row.id, row.applied_on, row.unannounced_on, row.decided_on, approved)
 
 
-async def factory_rows(session: AsyncSession, ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """id → row (all columns) for the given factories, or for all when ``ids`` is None."""
+async def factory_rows(
+    session: AsyncSession, ids: Sequence[str] | None = None, *, lock: bool = False
+) -> dict[str, Any]:
+    """id → row (all columns) for the given factories, or for all when ``ids`` is None; with
+    ``lock``, the given factories are locked as by ``factory_facts``."""
     table = Factory.__table__  # type: ignore[attr-defined]
     if ids is None:
         rows = (await session.exec(select(table))).all()
     else:
         rows = []
-        for part in chunks(list(ids)):
-            rows += (await session.exec(select(table).where(table.c.id.in_(part)))).all()
+        for part in chunks(sorted(ids) if lock else list(ids)):
+            stmt = select(table).where(table.c.id.in_(part))
+            rows += (await session.exec(_locking(session, stmt, table) if lock else stmt)).all()
     return {r.id: r for r in rows}
+
+
+def _locking(session: AsyncSession, stmt: Any, table: Any) -> Any:
+    """``stmt`` locking the factory rows it reads (``SELECT … FOR UPDATE`` on PostgreSQL; on
+    SQLite the one writer already holds the database). Rows are locked in id order (byte
+    order, as Python sorts the chunks), so two transactions locking many factories take them
+    in the same order and never deadlock."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return stmt
+    return stmt.order_by(table.c.id.collate("C")).with_for_update()
 
 
 async def factory_ids(session: AsyncSession) -> list[str]:
@@ -247,13 +261,20 @@ class Histories:
     readmissions: dict[str, list[ReadmissionRecord]]
 
 
-async def factory_facts(session: AsyncSession, ids: Sequence[str]) -> dict[str, Any]:
-    """id → (id, country, state, streak) for the given factories."""
+async def factory_facts(
+    session: AsyncSession, ids: Sequence[str], *, lock: bool = False
+) -> dict[str, Any]:
+    """id → (id, country, state, streak) for the given factories. With ``lock`` their rows are
+    locked against concurrent history changes (as ``get_factory(lock=True)`` locks one), a
+    statement per few hundred factories, before their histories are read."""
     t = Factory.__table__  # type: ignore[attr-defined]
     found: dict[str, Any] = {}
-    for part in chunks(list(ids)):
+    for part in chunks(sorted(ids) if lock else list(ids)):
         stmt = select(t.c.id, t.c.country, t.c.state, t.c.streak).where(t.c.id.in_(part))
-        found.update((r.id, r) for r in (await session.exec(stmt)).all())
+        found.update(
+            (r.id, r)
+            for r in (await session.exec(_locking(session, stmt, t) if lock else stmt)).all()
+        )
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,13 @@ from sqlalchemy import func, select
 from bot.errors import ImportRejected, PermissionDenied
 from bot.importer import Importer
 from bot.services import Services
+from store import queries
 from store.models import Assessment, Buyer, Factory, PncEvent, Subscription
 from tests.conftest import ASSESSOR, EXAMPLES, MANAGER
 
 FACTORIES = "factory_id,name,country,emails,language,cycle_end\n"
+ASSESSMENTS = "factory_id,assessed_on,nc_issues\n"
+FAIL = "CO-01,CO-02,OS-01,WT-01"
 
 
 def csv_file(tmp_path: Path, name: str, body: str | bytes) -> Path:
@@ -220,3 +224,37 @@ async def test_a_byte_order_mark_and_upper_case_headers_are_accepted(
 async def test_only_managers_import(importer: Importer) -> None:
     with pytest.raises(PermissionDenied):
         await importer.run("buyers", EXAMPLES / "buyers.csv", ASSESSOR)
+
+
+async def test_an_assessment_recorded_during_an_import_waits_for_it(
+    importer: Importer, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the import has read the stored history when someone records an earlier assessment in
+    # Slack: that one must wait (the factory is locked), not change the history underneath
+    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
+    path = csv_file(tmp_path, "a.csv", f'{ASSESSMENTS}VN-1,2026-03-01,"{FAIL.replace(",", ";")}"\n')
+    read, go_on = asyncio.Event(), asyncio.Event()
+    live_days = queries.live_days
+
+    async def pausing(s: Any, ids: Any) -> Any:
+        found = await live_days(s, ids)
+        read.set()
+        await go_on.wait()
+        return found
+
+    monkeypatch.setattr(queries, "live_days", pausing)
+    imported = asyncio.create_task(importer.run("assessments", path, MANAGER))
+    await read.wait()
+    recorded = asyncio.create_task(services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL))
+    await asyncio.wait([recorded], timeout=0.5)
+    waited = not recorded.done()
+    go_on.set()
+    await imported
+    assert waited  # for the import
+    assert (await recorded).label == "At risk (2 of 3)"
+    async with services.db.transaction() as s:
+        rows = (await s.exec(select(PncEvent).where(PncEvent.unsupported_at.is_(None)))).scalars()
+        assert sorted(e.payload["k"] for e in rows) == [1, 2]
+    assert [(f.factory_id, f.label) for f in (await services.watch_list()).factories] == [
+        ("VN-1", "At risk (2 of 3)")
+    ]
