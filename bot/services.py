@@ -608,6 +608,55 @@ class Services:
         """A country with its rules and catalogue in force (the default one when not named)."""
         return self.countries.country(code) if code else self.countries.default
 
+    async def refresh_rules(self) -> dict[str, int]:
+        """Bring the stored snapshots in line with the rules in force (call it at start-up).
+
+        The factories of each country whose rules (``PNC_CONFIG``: threshold, consecutive,
+        coverage, public reporting since) differ from those recorded in the database are
+        re-evaluated: their state and streak follow the new rules (the at-risk list, agendas,
+        the cycle-end reminder). Events the new rules give rise to are recorded but held for
+        staff review — nobody is notified of a rules change on its own — and the undelivered
+        notices of events they no longer support are cancelled; staff get one alert per
+        country summarising it. The new fingerprints are written in the same transaction.
+        Returns country → factories re-evaluated, for the countries that have any.
+        """
+        wanted = {code: rules_fingerprint(c.rules) for code, c in self.countries.items()}
+        async with self.db.transaction(write=True) as s:
+            recorded = await queries.rules_fingerprints(s)
+            changed = sorted(c for c, f in wanted.items() if recorded.get(c) != f)
+            if not changed:
+                return {}
+            ids = await queries.factory_ids_in(s, changed)
+            facts = await queries.factory_facts(s, ids, lock=True)
+            results = await self.reevaluate(s, ids, Notice.HELD, alerts=False) if ids else {}
+            done: dict[str, int] = {}
+            for code in changed:
+                mine = [fid for fid in ids if facts[fid].country == code]
+                if not mine:
+                    continue
+                done[code] = len(mine)
+                summary = _rules_summary(mine, facts, results)
+                log.info("rules of %s: %d factories re-evaluated, %s", code, len(mine), summary)
+                if not any(summary["counts"].values()):
+                    continue
+                country = self.countries[code]
+                self._audit_system(s, "rules.changed", code, summary["counts"])
+                alert = notices.staff_alert(
+                    f"rules_changed/{code}/{wanted[code][:16]}/{self.clock():%Y%m%dT%H%M%S}",
+                    "rules_changed",
+                    country,
+                    self.settings.staff_channel,
+                    {
+                        **summary,
+                        "country": {"code": code, "name": country.name},
+                        "rules": _rules_context(country.rules),
+                    },
+                )
+                if alert is not None:
+                    await self.enqueue(s, [alert])
+            await queries.set_rules_fingerprints(s, {c: wanted[c] for c in changed}, self.clock())
+        return done
+
     # --- the shared machinery ---------------------------------------------------------------
 
     async def reevaluate(
@@ -616,6 +665,8 @@ class Services:
         factory_ids: Sequence[str],
         notice: str,
         histories: queries.Histories | None = None,
+        *,
+        alerts: bool = True,
     ) -> dict[str, Reevaluation]:
         """Re-derive the factories' events from their histories and record what changed.
 
@@ -626,7 +677,8 @@ class Services:
         the new events are held for their review — the bot never sends contradicting notices on
         its own. An event the history supports again, of which nobody was told, is planned
         afresh like a new one. ``histories`` may be given by a caller that already holds them
-        (a bulk import).
+        (a bulk import). With ``alerts=False`` the caller reports changed histories itself
+        (the results name the contradicted events).
         """
         now = self.clock()
         h = histories or await queries.load_histories(s, factory_ids)
@@ -662,7 +714,7 @@ class Services:
         resumed: list[tuple[int, Event, str, Evaluation]] = []
         #: events no longer supported that left something to do: (event row, factory, designated)
         ended: list[tuple[Any, str, bool]] = []
-        alerts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        changed: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         unsupported: list[int] = []
         restored: list[int] = []
         snapshots: list[dict[str, Any]] = []
@@ -732,10 +784,10 @@ class Services:
                 snapshots.append(
                     {"id": fid, "state": evaluation.state.value, "streak": evaluation.streak}
                 )
-            if contradicted:
+            if contradicted and alerts:
                 log.warning("history of %s changed under notified events %s", fid, contradicted)
                 held = tuple(e.key for e in (*changes.new, *again))
-                alerts.append((fid, contradicted, held))
+                changed.append((fid, contradicted, held))
                 self._audit_system(
                     s, "history.changed", fid, {"unsupported": list(contradicted), "held": held}
                 )
@@ -746,7 +798,7 @@ class Services:
         await queries.mark_events(s, restored, unsupported_at=None)
         await queries.set_snapshots(s, snapshots)
         events_by_id = {e["id"]: e for e in (*events, *replanned)}
-        parties = await self._write_notices(s, due, events_by_id, alerts, h)
+        parties = await self._write_notices(s, due, events_by_id, changed, h)
         await self._end_follow_ups(s, ended)
         back = {e["id"] for e in replanned} | {event_id for event_id, *_ in resumed}
         await self._follow_ups(s, [*due, *resumed], back, parties)
@@ -1108,3 +1160,50 @@ def _payload(
         if event.kind is EventKind.UNANNOUNCED_SCHEDULED:
             payload["visit_on"] = event.on.isoformat()
     return payload
+
+
+def rules_fingerprint(rules: policy.Rules) -> str:
+    """What a country's rules are, as a short stable digest (``Services.refresh_rules``)."""
+    text = "|".join(
+        (
+            str(rules.pnc_enabled),
+            rules.public_reporting_since.isoformat(),
+            str(rules.threshold),
+            str(rules.consecutive),
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _rules_context(rules: policy.Rules) -> dict[str, Any]:
+    return {
+        "pnc_enabled": rules.pnc_enabled,
+        "public_reporting_since": rules.public_reporting_since.isoformat(),
+        "threshold": rules.threshold,
+        "consecutive": rules.consecutive,
+    }
+
+
+#: how many factories and events a rules-changed alert names before "and N more"
+_LISTED = 20
+
+
+def _rules_summary(
+    ids: list[str], facts: dict[str, Any], results: dict[str, Reevaluation]
+) -> dict[str, Any]:
+    """What re-evaluating a country's factories under its new rules changed."""
+    moved = [
+        {"id": fid, "before": facts[fid].state, "label": results[fid].evaluation.label}
+        for fid in ids
+        if results[fid].evaluation.state.value != facts[fid].state
+        or results[fid].evaluation.streak != facts[fid].streak
+    ]
+    held = [e.key for fid in ids for e in results[fid].new_events]
+    unsupported = [k for fid in ids for k in results[fid].contradicted]
+    return {
+        "factories": len(ids),
+        "counts": {"changed": len(moved), "held": len(held), "unsupported": len(unsupported)},
+        "changed": moved[:_LISTED],
+        "held": held[:_LISTED],
+        "unsupported": unsupported[:_LISTED],
+    }

@@ -310,3 +310,14 @@ class SlackRequest(SQLModel, table=True):
 
     signature: str = Field(primary_key=True, max_length=100)
     seen_at: datetime = Field(sa_column=_when(index=True))
+
+
+class CountryRules(SQLModel, table=True):
+    """A fingerprint of each country's rules as the stored snapshots were last derived with:
+    when the configuration changes them, the country's factories are re-evaluated at start."""
+
+    __tablename__ = "country_rules"
+
+    country: str = Field(primary_key=True, max_length=2)
+    fingerprint: str = Field(max_length=64)
+    updated_at: datetime = Field(sa_column=_when())

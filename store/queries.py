@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import Party
@@ -20,6 +20,7 @@ from store.models import (
     Assessment,
     Buyer,
     BuyerCall,
+    CountryRules,
     DeliveryChannel,
     Factory,
     FollowUp,
@@ -630,3 +631,37 @@ async def follow_ups_of(session: AsyncSession, event_ids: Sequence[int]) -> list
         )
         found += (await session.exec(stmt)).scalars().all()  # type: ignore[call-overload]
     return found
+
+
+# --- the rules in force -------------------------------------------------------------------------
+
+#: pg_advisory_xact_lock key: "pnc_rules"
+_RULES_LOCK = 0x706E635F72756C
+
+
+async def rules_fingerprints(session: AsyncSession) -> dict[str, str]:
+    """country → fingerprint of the rules its snapshots were derived with. On PostgreSQL,
+    replicas starting together take turns (the lock lasts until the transaction ends)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_RULES_LOCK))
+    t = CountryRules.__table__  # type: ignore[attr-defined]
+    return {r.country: r.fingerprint for r in (await session.exec(select(t))).all()}
+
+
+async def set_rules_fingerprints(
+    session: AsyncSession, fingerprints: dict[str, str], now: Any
+) -> None:
+    t = CountryRules.__table__  # type: ignore[attr-defined]
+    await session.exec(delete(t).where(t.c.country.in_(list(fingerprints))))
+    await insert_rows(
+        session,
+        t,
+        [{"country": c, "fingerprint": f, "updated_at": now} for c, f in fingerprints.items()],
+    )
+
+
+async def factory_ids_in(session: AsyncSession, countries: Sequence[str]) -> list[str]:
+    """The ids of the factories of these countries, sorted."""
+    t = Factory.__table__  # type: ignore[attr-defined]
+    stmt = select(t.c.id).where(t.c.country.in_(list(countries)))
+    return sorted((await session.exec(stmt)).scalars())
