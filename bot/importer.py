@@ -143,7 +143,7 @@ class Importer:
     ) -> ImportReport:
         if kind not in COLUMNS:
             raise InvalidInput(f"Cannot import `{kind}`.", f"Import one of: {', '.join(KINDS)}.")
-        actor.require("import", self.services.config.roles.managers)
+        await self.services.require(actor, "import")
         file = Path(path)
         rows, malformed = read_rows(file, kind)
         self._all_factory_ids = None

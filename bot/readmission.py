@@ -52,7 +52,7 @@ class Readmissions:
         self, actor: Actor, factory_id: str, evidence: Sequence[str], reports: Sequence[str] = ()
     ) -> StateOutcome:
         """Open an application; refused unless the factory is designated and has none open."""
-        actor.require("readmission apply", await self.services.managers())
+        await self.services.require(actor, "readmission apply")
         fid = validation.identifier(factory_id, "factory id")
         if not evidence:
             raise InvalidInput(
@@ -101,7 +101,7 @@ class Readmissions:
 
     async def schedule_visit(self, actor: Actor, factory_id: str, day: str) -> date:
         """Schedule the unannounced verification visit; staff are reminded the day before."""
-        actor.require("readmission unannounced", await self.services.managers())
+        await self.services.require(actor, "readmission unannounced")
         fid = validation.identifier(factory_id, "factory id")
         visit = validation.iso_date(day, "visit date")
         today = self.services.today()
@@ -138,7 +138,7 @@ class Readmissions:
         """Approve (the factory is readmitted: a new streak starts) or reject (it stays
         designated; a reason is required)."""
         action = "readmission approve" if approve else "readmission reject"
-        actor.require(action, await self.services.managers())
+        await self.services.require(actor, action)
         fid = validation.identifier(factory_id, "factory id")
         text = validation.text(note, "reason", 2000) if (note or "").strip() else None
         if not approve and text is None:
@@ -167,7 +167,7 @@ class Readmissions:
 
     async def meeting_held(self, actor: Actor, factory_id: str, day: str) -> date:
         """Close the stakeholder-meeting follow-up of a designation."""
-        actor.require("meeting held", await self.services.managers())
+        await self.services.require(actor, "meeting held")
         fid = validation.identifier(factory_id, "factory id")
         held = validation.past_date(day, self.services.today(), "meeting date")
         async with self.services.db.transaction(write=True) as s:

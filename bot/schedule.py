@@ -60,7 +60,7 @@ class Calls:
     async def add(self, actor: Actor, day: str, at: str | None = None) -> CallLine:
         """Add a call; its reminders are due ``PNC_CALL_REMINDER_DAYS`` before it (at once when
         that moment has passed)."""
-        actor.require("calls add", await self.services.managers())
+        await self.services.require(actor, "calls add")
         on = validation.iso_date(day, "call date")
         clock = _time(at) if at else WORKDAY_START
         held_at = local_moment(on, self.tz, clock)
@@ -106,7 +106,7 @@ class Calls:
 
     async def remove(self, actor: Actor, day: str) -> int:
         """Remove the calls of a day; their reminders are cancelled."""
-        actor.require("calls remove", await self.services.managers())
+        await self.services.require(actor, "calls remove")
         on = validation.iso_date(day, "call date")
         now = self.services.clock()
         async with self.services.db.transaction(write=True) as s:

@@ -149,7 +149,7 @@ class Services:
         language: str | None = None,
         cycle_end: str | date | None = None,
     ) -> Factory:
-        actor.require("factory add", self.config.roles.managers)
+        await self.require(actor, "factory add")
         fid = validation.identifier(factory_id, "factory id")
         the_country = self.countries.country(country)
         now = self.clock()
@@ -177,7 +177,7 @@ class Services:
     async def add_buyer(
         self, actor: Actor, buyer_id: str, name: str, emails: str | Iterable[str]
     ) -> Buyer:
-        actor.require("buyer add", self.config.roles.managers)
+        await self.require(actor, "buyer add")
         bid = validation.identifier(buyer_id, "buyer id")
         now = self.clock()
         buyer = Buyer(
@@ -197,7 +197,7 @@ class Services:
 
     async def subscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> bool:
         """Subscribe a buyer to a factory; False when it already was."""
-        actor.require("subscribe", self.config.roles.managers)
+        await self.require(actor, "subscribe")
         bid = validation.identifier(buyer_id, "buyer id")
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction(write=True) as s:
@@ -210,7 +210,7 @@ class Services:
         return True
 
     async def unsubscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> None:
-        actor.require("unsubscribe", self.config.roles.managers)
+        await self.require(actor, "unsubscribe")
         bid = validation.identifier(buyer_id, "buyer id")
         fid = validation.identifier(factory_id, "factory id")
         async with self.db.transaction(write=True) as s:
@@ -232,7 +232,7 @@ class Services:
         kind: str | None = None,
     ) -> AssessmentOutcome:
         """Record one assessment; its events and the audit entry are written with it."""
-        actor.require("assess", self.config.roles.managers)
+        await self.require(actor, "assess")
         fid = validation.identifier(factory_id, "factory id")
         day = validation.assessment_date(assessed_on, self.today())
         the_kind = validation.assessment_kind(kind)
@@ -279,7 +279,7 @@ class Services:
         kind: str | None = None,
     ) -> AssessmentOutcome:
         """Correct a recorded assessment (manager); the history is re-evaluated."""
-        actor.require("assessment amend", self.config.roles.managers)
+        await self.require(actor, "assessment amend")
         fid = validation.identifier(factory_id, "factory id")
         day = validation.iso_date(assessed_on) if isinstance(assessed_on, str) else assessed_on
         why = validation.text(reason, "reason", 500)
@@ -329,7 +329,7 @@ class Services:
         self, actor: Actor, factory_id: str, assessed_on: str | date, reason: str
     ) -> AssessmentOutcome:
         """Withdraw a recorded assessment (manager): kept for the record, no longer counted."""
-        actor.require("assessment withdraw", self.config.roles.managers)
+        await self.require(actor, "assessment withdraw")
         fid = validation.identifier(factory_id, "factory id")
         day = validation.iso_date(assessed_on) if isinstance(assessed_on, str) else assessed_on
         why = validation.text(reason, "reason", 500)
@@ -374,9 +374,15 @@ class Services:
             granted = await queries.managers(s)
         return list(dict.fromkeys([*self.config.roles.managers, *granted]))
 
+    async def require(self, actor: Actor, action: str) -> None:
+        """Refuse ``action`` unless the actor's role allows it; the refusal names everyone who
+        can grant the role (looked up only then)."""
+        if not actor.may(action):
+            actor.require(action, await self.managers())
+
     async def grant_role(self, actor: Actor, user_id: str, role: str) -> tuple[str, RoleLevel]:
         """Give ``user_id`` (a mention or an id) a role; returns their id and the role."""
-        actor.require("role grant", await self.managers())
+        await self.require(actor, "role grant")
         who = validation.slack_user(user_id)
         try:
             level = RoleLevel.parse(role)
@@ -399,7 +405,7 @@ class Services:
 
     async def revoke_role(self, actor: Actor, user_id: str) -> str:
         """Take away a granted role; returns the person's id."""
-        actor.require("role revoke", await self.managers())
+        await self.require(actor, "role revoke")
         who = validation.slack_user(user_id)
         configured = self.config.roles.role_of(who)
         if configured is not None:
@@ -569,7 +575,7 @@ class Services:
 
     async def retry_notice(self, actor: Actor, notice_id: int | str) -> OutboxLine:
         """Send a dead (or waiting) notice again now, with its attempts counted afresh."""
-        actor.require("outbox retry", await self.managers())
+        await self.require(actor, "outbox retry")
         try:
             nid = int(str(notice_id).strip().lstrip("#"))
         except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ from bot.errors import (
     UnknownFactory,
     UnknownIssueCodes,
 )
+from bot.importer import Importer
+from bot.readmission import Readmissions
+from bot.schedule import Calls
 from bot.services import Services
 from bot.settings import Settings
 from store.db import Database
@@ -288,3 +292,28 @@ async def test_a_use_case_needs_one_pooled_connection(
         assert await services.managers() == ["U0ADMIN"]
     finally:
         await narrow.dispose()
+
+
+async def test_refusals_name_every_manager_and_allowed_actions_look_up_none(
+    services: Services, factory: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    await services.grant_role(MANAGER, "U0GRANTED", "manager")
+    refusals = [
+        services.add_factory(VIEWER, "VN-2", "X", "VN", "a@b.example"),
+        services.amend_assessment(ASSESSOR, factory, "2025-01-10", "x", nc_issues=PASS),
+        Importer(services).run("factories", tmp_path / "f.csv", ASSESSOR),
+        Readmissions(services).apply(VIEWER, factory, ["https://drive.example/e"]),
+        Calls(services).add(ASSESSOR, "2026-12-24"),
+        services.retry_notice(ASSESSOR, 1),
+    ]
+    for refusal in refusals:
+        with pytest.raises(PermissionDenied) as exc:
+            await refusal
+        assert exc.value.mentions == ("U0ADMIN", "U0GRANTED")  # one list, wherever refused
+
+    async def looked_up(*_: Any) -> list[str]:
+        raise AssertionError("the managers were looked up for an allowed action")
+
+    monkeypatch.setattr(services, "managers", looked_up)
+    await services.record_assessment(ASSESSOR, factory, "2025-01-10", PASS)
+    await Calls(services).add(MANAGER, "2026-12-24")
