@@ -22,10 +22,10 @@ from bot import validation
 from bot.errors import ImportRejected, InvalidInput, PncError
 from bot.policy import AssessmentRecord
 from bot.roles import Actor
-from bot.services import Notice, Services
+from bot.services import Services
 from bot.suggest import close_matches
 from store import bulk, queries
-from store.models import Assessment, AuditEntry, Buyer, Factory, Subscription
+from store.models import Assessment, AuditEntry, Buyer, Factory, Notice, Subscription
 
 #: phase, rows done, rows in all
 Progress = Callable[[str, int, int], None]

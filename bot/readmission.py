@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import policy, validation
@@ -21,12 +21,12 @@ from bot.roles import Actor
 from bot.schedule import local_moment, reminder
 from store import queries
 from store.db import after_commit
-from store.models import FollowUp, Readmission
+from store.models import Factory, FollowUp, Notice, Readmission
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from bot.services import Services, StateOutcome
+    from bot.services import Reevaluation, Services, StateOutcome
 
 _URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f\x7f-\x9f]{3,2000}$")
 
@@ -63,7 +63,7 @@ class Readmissions:
         report_links = urls(reports, "Inspectorate improvement reports")
         async with self.services.db.transaction(write=True) as s:
             factory = await self.services.existing_factory(s, fid, lock=True)
-            state = await self._state(s, fid)
+            history, state = await self._history(s, factory)
             if state.state is policy.State.READMISSION_REVIEW:
                 raise StateConflict(
                     f"`{fid}` already has a readmission application under review.",
@@ -85,7 +85,7 @@ class Readmissions:
             )
             s.add(application)
             await s.flush()
-            result = (await self.services.reevaluate(s, [fid], "due"))[fid]
+            result = await self._reevaluate(s, history, application)
             self.services.audit(
                 s,
                 actor,
@@ -111,12 +111,12 @@ class Readmissions:
                 f"Give a day from today ({today.isoformat()}) on.",
             )
         async with self.services.db.transaction(write=True) as s:
-            await self.services.existing_factory(s, fid, lock=True)
-            application = await self._open_application(s, fid)
+            factory = await self.services.existing_factory(s, fid, lock=True)
+            application, history = await self._open_application(s, factory)
             application.unannounced_on = visit
             s.add(application)
             await s.flush()
-            await self.services.reevaluate(s, [fid], "due")
+            await self._reevaluate(s, history, application)
             subject = f"readmission:{application.id}"
             await queries.cancel_reminders(s, subject, ["unannounced_visit"], "visit moved")
             now = self.services.clock()
@@ -148,13 +148,13 @@ class Readmissions:
             )
         async with self.services.db.transaction(write=True) as s:
             factory = await self.services.existing_factory(s, fid, lock=True)
-            application = await self._open_application(s, fid)
+            application, history = await self._open_application(s, factory)
             application.decided_on = self.services.today()
             application.decision = "approved" if approve else "rejected"
             application.decided_by, application.decision_note = actor.user_id, text
             s.add(application)
             await s.flush()
-            result = (await self.services.reevaluate(s, [fid], "due"))[fid]
+            result = await self._reevaluate(s, history, application)
             await queries.cancel_reminders(s, f"readmission:{application.id}", note="decided")
             self.services.audit(
                 s,
@@ -190,30 +190,47 @@ class Readmissions:
             )
         return held
 
-    async def _state(self, s: AsyncSession, fid: str) -> policy.Evaluation:
-        h = await queries.load_histories(s, [fid])
-        country = self.services.countries.country(h.countries[fid])
-        return policy.evaluate(
+    async def _history(
+        self, s: AsyncSession, factory: Factory
+    ) -> tuple[queries.Histories, policy.Evaluation]:
+        """The factory's history (read once per use case) and what it means."""
+        h = await queries.load_histories(s, [factory.id], {factory.id: factory})
+        country = self.services.countries.country(factory.country)
+        return h, policy.evaluate(
             country.rules,
-            fid,
-            h.assessments.get(fid, []),
-            h.readmissions.get(fid, []),
+            factory.id,
+            h.assessments.get(factory.id, []),
+            h.readmissions.get(factory.id, []),
             verdicts=False,
         )
 
-    async def _open_application(self, s: AsyncSession, fid: str) -> Readmission:
-        state = await self._state(s, fid)
+    async def _open_application(
+        self, s: AsyncSession, factory: Factory
+    ) -> tuple[Readmission, queries.Histories]:
+        h, state = await self._history(s, factory)
         if state.open_application is None:
             raise StateConflict(
-                f"`{fid}` has no readmission application under review ({state.label}).",
-                f"The factory applies first: `readmission apply {fid} <evidence link>`.",
+                f"`{factory.id}` has no readmission application under review ({state.label}).",
+                f"The factory applies first: `readmission apply {factory.id} <evidence link>`.",
             )
         application = await s.get(Readmission, state.open_application.id)
         assert application is not None
-        return application
+        return application, h
+
+    async def _reevaluate(
+        self, s: AsyncSession, h: queries.Histories, application: Readmission
+    ) -> Reevaluation:
+        """Re-evaluate the history read before, with the application as it now stands."""
+        fid = application.factory_id
+        assert application.id is not None
+        h.readmissions[fid] = [
+            *(r for r in h.readmissions.get(fid, []) if r.id != application.id),
+            queries.as_readmission(application),
+        ]
+        return (await self.services.reevaluate(s, [fid], Notice.DUE, h))[fid]
 
 
-def follow_up_for(event_id: int, factory_id: str, now: object) -> FollowUp:
+def follow_up_for(event_id: int, factory_id: str, now: datetime) -> FollowUp:
     return FollowUp(
         kind="stakeholder_meeting", factory_id=factory_id, event_id=event_id, opened_at=now
-    )  # type: ignore[arg-type]
+    )

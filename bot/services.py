@@ -55,6 +55,7 @@ from store.models import (
     AuditEntry,
     Buyer,
     Factory,
+    Notice,
     OutboxMessage,
     PncEvent,
     Readmission,
@@ -71,14 +72,6 @@ SYSTEM = "pnc-bot"
 _FOLLOWED_UP = frozenset({EventKind.PNC_DESIGNATED, EventKind.READMISSION_APPLIED})
 
 Clock = Callable[[], datetime]
-
-
-class Notice:
-    """What to do about a new event's notices (the ``pnc_event.notice`` column)."""
-
-    DUE = "due"  # notify the factory, buyers, Inspectorate and staff
-    SUPPRESSED = "suppressed"  # historic import: recorded, nobody notified
-    HELD = "held"  # the history changed under notified events: staff review first
 
 
 @dataclass(frozen=True)
@@ -252,7 +245,8 @@ class Services:
             )
             s.add(row)
             await self._flush_unique(s, DuplicateAssessment(_duplicate_message(fid, day)))
-            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            history = await queries.load_histories(s, [fid], {fid: factory})
+            result = (await self.reevaluate(s, [fid], Notice.DUE, history))[fid]
             self.audit(
                 s,
                 actor,
@@ -310,7 +304,8 @@ class Services:
             await self._flush_unique(
                 s, DuplicateAssessment(_duplicate_message(fid, row.assessed_on))
             )
-            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            history = await queries.load_histories(s, [fid], {fid: factory})
+            result = (await self.reevaluate(s, [fid], Notice.DUE, history))[fid]
             after = {
                 "assessed_on": row.assessed_on.isoformat(),
                 "nc_issues": list(row.nc_issues),
@@ -343,7 +338,8 @@ class Services:
             )
             s.add(row)
             await s.flush()
-            result = (await self.reevaluate(s, [fid], Notice.DUE))[fid]
+            history = await queries.load_histories(s, [fid], {fid: factory})
+            result = (await self.reevaluate(s, [fid], Notice.DUE, history))[fid]
             self.audit(
                 s,
                 actor,
@@ -823,7 +819,7 @@ class Services:
         if not due and not alerts:
             return {}
         wanted = sorted({fid for _, _, fid, _ in due} | {fid for fid, _, _ in alerts})
-        parties = await queries.factory_parties(s, wanted)
+        parties = await queries.factory_parties(s, wanted, h.factories)
         buyers = await queries.subscriber_parties(s, wanted)
         managers = await self.managers(s)
         rows: list[notices.Notice] = []

@@ -145,6 +145,14 @@ class Readmission(SQLModel, table=True):
     decision_note: str | None = Field(default=None, max_length=2000)
 
 
+class Notice:
+    """What to do about a new event's notices (the ``pnc_event.notice`` column)."""
+
+    DUE = "due"  # notify the factory, buyers, Inspectorate and staff
+    SUPPRESSED = "suppressed"  # historic import: recorded, nobody notified
+    HELD = "held"  # the history changed under notified events: staff review first
+
+
 class PncEvent(SQLModel, table=True):
     """An event the history gave rise to. ``key`` is the policy's stable key."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -260,6 +260,8 @@ class Histories:
     snapshots: dict[str, tuple[str, int]]
     assessments: dict[str, list[AssessmentRecord]]
     readmissions: dict[str, list[ReadmissionRecord]]
+    #: whole factory rows the caller already held (their notices need not read them again)
+    factories: dict[str, Any] = field(default_factory=dict)
 
 
 async def factory_facts(
@@ -292,8 +294,15 @@ async def readmission_records(
     return {f: [as_readmission(x) for x in group] for f, group in rows.items()}
 
 
-async def load_histories(session: AsyncSession, ids: Sequence[str]) -> Histories:
-    facts = await factory_facts(session, ids)
+async def load_histories(
+    session: AsyncSession, ids: Sequence[str], factories: dict[str, Factory] | None = None
+) -> Histories:
+    """The histories of these factories; ``factories`` are rows the caller already holds
+    (e.g. locked), which are not read again."""
+    held = factories or {}
+    facts: dict[str, Any] = {**held}
+    if len(held) < len(ids):
+        facts |= await factory_facts(session, [f for f in ids if f not in held])
     a = Assessment.__table__  # type: ignore[attr-defined]
     arows = await _by_factory(
         session,
@@ -307,6 +316,7 @@ async def load_histories(session: AsyncSession, ids: Sequence[str]) -> Histories
         snapshots={f: (r.state, r.streak) for f, r in facts.items()},
         assessments={f: [as_record(x) for x in group] for f, group in arows.items()},
         readmissions=await readmission_records(session, ids),
+        factories=dict(held),
     )
 
 
@@ -416,12 +426,16 @@ async def add_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
 
 
 async def factory_parties(
-    session: AsyncSession, ids: Sequence[str]
+    session: AsyncSession, ids: Sequence[str], known: dict[str, Any] | None = None
 ) -> dict[str, tuple[Party, date | None]]:
-    """Factories as recipients: name, addresses, language, and their service cycle's end."""
+    """Factories as recipients: name, addresses, language, and their service cycle's end;
+    ``known`` rows (whole factories) are not read again."""
+    rows = {f: r for f, r in (known or {}).items() if f in ids}
+    if len(rows) < len(ids):
+        rows |= await factory_rows(session, [f for f in ids if f not in rows])
     return {
         fid: (Party(r.id, r.name, tuple(r.emails), r.language), r.cycle_end)
-        for fid, r in (await factory_rows(session, ids)).items()
+        for fid, r in rows.items()
     }
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.countries import load_config
 from bot.errors import (
@@ -317,3 +319,41 @@ async def test_refusals_name_every_manager_and_allowed_actions_look_up_none(
     monkeypatch.setattr(services, "managers", looked_up)
     await services.record_assessment(ASSESSOR, factory, "2025-01-10", PASS)
     await Calls(services).add(MANAGER, "2026-12-24")
+
+
+@contextlib.contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+def reads(sent: list[str], table: str) -> int:
+    return sum(1 for q in sent if q.startswith("SELECT") and f"FROM {table} " in f"{q} ")
+
+
+async def test_a_use_case_reads_the_factory_and_its_history_once(
+    services: Services, factory: str
+) -> None:
+    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
+    await services.record_assessment(ASSESSOR, factory, "2024-06-10", FAIL)
+    with statements(services.db) as sent:
+        outcome = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    assert outcome.label == "Persistently non-compliant"  # notices and follow-ups written
+    assert reads(sent, "factory") == 1
+    with statements(services.db) as sent:
+        await Readmissions(services).apply(MANAGER, factory, ["https://drive.example/e"])
+    found = reads(sent, "factory"), reads(sent, "assessment"), reads(sent, "readmission")
+    assert found == (1, 1, 1)
+    with statements(services.db) as sent:
+        outcome = await Readmissions(services).decide(MANAGER, factory, True, None)
+    assert outcome.label == "Not at risk"
+    assert (reads(sent, "factory"), reads(sent, "assessment")) == (1, 1)
