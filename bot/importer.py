@@ -25,7 +25,7 @@ from bot.roles import Actor
 from bot.services import Services
 from bot.suggest import close_matches
 from store import bulk, queries
-from store.models import Assessment, AuditEntry, Buyer, Factory, Notice, Subscription
+from store.models import Assessment, Buyer, Factory, Notice, Subscription
 
 #: phase, rows done, rows in all
 Progress = Callable[[str, int, int], None]
@@ -340,7 +340,6 @@ class Importer:
             # waits for the import, and is then evaluated with the imported ones
             facts = await queries.factory_facts(s, sorted(named), lock=True)
             stored = await queries.live_days(s, sorted(facts))
-            seen: dict[tuple[str, date], int] = {}
             new: list[tuple[date, frozenset[str], str]] = []
             new_factories: list[str] = []
             unchanged = 0
@@ -351,11 +350,7 @@ class Importer:
                     day = days(v["assessed_on"])
                     kind = kinds(v.get("kind") or "")
                     key = (fid, day)
-                    if key in seen:
-                        raise InvalidInput(
-                            f"`{fid}` on {day.isoformat()} already appears on line {seen[key]}."
-                        )
-                    seen[key] = row.line
+                    errors.once(key, row.line, f"`{fid}` on {day.isoformat()}")
                     fact = facts.get(fid)
                     if fact is None:
                         raise InvalidInput(_unknown("factory", fid, await self._factory_ids(s)))
@@ -450,17 +445,8 @@ class Importer:
         updated: int,
         **extra: Any,
     ) -> None:
-        s.add(
-            AuditEntry(
-                at=self.services.clock(),
-                actor=actor.user_id,
-                source=actor.source,
-                action=f"import.{kind}",
-                subject=file.name[:200],
-                outcome="ok",
-                detail={"rows": rows, "added": added, "updated": updated, **extra},
-            )
-        )
+        detail = {"rows": rows, "added": added, "updated": updated, **extra}
+        self.services.audit(s, actor, f"import.{kind}", file.name[:200], detail)
 
 
 @contextlib.contextmanager
