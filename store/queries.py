@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, text, update
+from sqlalchemy import bindparam, case, delete, func, select, text, tuple_, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import Party
@@ -604,21 +604,15 @@ async def agenda(session: AsyncSession) -> list[Any]:
 async def last_assessments(
     session: AsyncSession, pairs: Sequence[tuple[str, Any]]
 ) -> dict[str, Any]:
-    """The assessment of each (factory, day), for the issue counts shown in agendas."""
+    """The issues of the assessment of each (factory, day), for the counts shown in agendas."""
     a = Assessment.__table__  # type: ignore[attr-defined]
+    wanted = [(fid, day) for fid, day in dict.fromkeys(pairs) if day is not None]
     found: dict[str, Any] = {}
-    for fid, day in pairs:
-        if day is None:
-            continue
-        row = (
-            await session.exec(
-                select(a.c.nc_issues).where(
-                    a.c.factory_id == fid, a.c.assessed_on == day, a.c.withdrawn_at.is_(None)
-                )
-            )
-        ).first()
-        if row is not None:
-            found[fid] = row.nc_issues
+    for part in chunks(wanted):
+        stmt = select(a.c.factory_id, a.c.nc_issues).where(
+            tuple_(a.c.factory_id, a.c.assessed_on).in_(part), a.c.withdrawn_at.is_(None)
+        )
+        found.update((r.factory_id, r.nc_issues) for r in (await session.exec(stmt)).all())
     return found
 
 

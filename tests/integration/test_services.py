@@ -30,6 +30,7 @@ from bot.readmission import Readmissions
 from bot.schedule import Calls
 from bot.services import Services
 from bot.settings import Settings
+from store import queries
 from store.db import Database
 from store.models import Assessment, AuditEntry, Factory, PncEvent, Subscription
 from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
@@ -357,3 +358,16 @@ async def test_a_use_case_reads_the_factory_and_its_history_once(
         outcome = await Readmissions(services).decide(MANAGER, factory, True, None)
     assert outcome.label == "Not at risk"
     assert (reads(sent, "factory"), reads(sent, "assessment")) == (1, 1)
+
+
+async def test_the_agenda_reads_the_last_assessments_in_one_query(services: Services) -> None:
+    for n in range(3):
+        await services.add_factory(MANAGER, f"VN-{n}", "Garments", "VN", "a@b.example")
+        await services.record_assessment(ASSESSOR, f"VN-{n}", "2025-01-10", FAIL[: 5 + 6 * n])
+    await services.withdraw_assessment(MANAGER, "VN-2", "2025-01-10", "duplicate")
+    pairs = [(f"VN-{n}", date(2025, 1, 10)) for n in range(3)] + [("VN-9", None)]
+    with statements(services.db) as sent:
+        async with services.db.transaction() as s:
+            found = await queries.last_assessments(s, pairs)
+    assert found == {"VN-0": ["CO-01"], "VN-1": ["CO-01", "CO-02"]}
+    assert reads(sent, "assessment") == 1
