@@ -86,10 +86,6 @@ class ReadmissionRecord:
     decided_on: date | None = None
     approved: bool | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self.decided_on is None
-
 
 class Verdict(NamedTuple):
     """What one assessment meant: ``fails`` compares its count with the threshold, ``counted``

@@ -342,7 +342,7 @@ async def live_days(session: AsyncSession, ids: Sequence[str]) -> dict[tuple[str
 
 
 async def set_snapshots(session: AsyncSession, snapshots: Sequence[dict[str, Any]]) -> None:
-    """Rewrite factories' state/streak snapshots: dicts with id, state, streak, updated_at."""
+    """Rewrite factories' state/streak snapshots: dicts with id, state and streak."""
     if not snapshots:
         return
     table = Factory.__table__  # type: ignore[attr-defined]
