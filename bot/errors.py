@@ -96,6 +96,16 @@ class UnknownNotice(NotFound):
     noun = "notice"
 
 
+class UnknownSubscription(NotFound):
+    code = "unknown_subscription"
+    noun = "subscription"
+
+
+class UnknownCall(NotFound):
+    code = "unknown_call"
+    noun = "buyer call"
+
+
 class UnknownIssueCodes(InvalidInput):
     """One or more codes are not in the country's public-reporting catalogue."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot import validation
-from bot.errors import Conflict, InvalidDate, InvalidInput, NotFound
+from bot.errors import Conflict, InvalidDate, InvalidInput, UnknownCall
 from bot.roles import Actor
 from store import queries
 from store.db import after_commit
@@ -116,9 +116,7 @@ class Calls:
                 if c.held_at.astimezone(self.tz).date() == on
             ]
             if not gone:
-                raise NotFound(
-                    on.isoformat(), extra="There is no call that day; `calls list` shows them."
-                )
+                raise UnknownCall(on.isoformat(), extra="`calls list` shows the calls to come.")
             for call in gone:
                 call.removed_at, call.removed_by = now, actor.user_id
                 s.add(call)

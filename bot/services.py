@@ -22,12 +22,12 @@ from bot.errors import (
     Conflict,
     DuplicateAssessment,
     InvalidInput,
-    NotFound,
     PncError,
     UnknownAssessment,
     UnknownBuyer,
     UnknownFactory,
     UnknownNotice,
+    UnknownSubscription,
 )
 from bot.policy import Evaluation, Event, EventKind
 from bot.readmission import follow_up_for
@@ -193,13 +193,17 @@ class Services:
         await self.require(actor, "subscribe")
         bid = validation.identifier(buyer_id, "buyer id")
         fid = validation.identifier(factory_id, "factory id")
-        async with self.db.transaction(write=True) as s:
-            await self._existing_buyer(s, bid)
-            await self.existing_factory(s, fid)
-            if await queries.get_subscription(s, bid, fid) is not None:
-                return False
-            s.add(Subscription(buyer_id=bid, factory_id=fid, created_at=self.clock()))
-            self.audit(s, actor, "subscription.add", fid, {"buyer": bid})
+        try:
+            async with self.db.transaction(write=True) as s:
+                await self._existing_buyer(s, bid)
+                await self.existing_factory(s, fid)
+                if await queries.get_subscription(s, bid, fid) is not None:
+                    return False
+                s.add(Subscription(buyer_id=bid, factory_id=fid, created_at=self.clock()))
+                self.audit(s, actor, "subscription.add", fid, {"buyer": bid})
+                await self._flush_unique(s, AlreadyExists(f"`{bid}` subscribes to `{fid}`."))
+        except AlreadyExists:
+            return False  # subscribed meanwhile by someone else: the same outcome
         return True
 
     async def unsubscribe(self, actor: Actor, buyer_id: str, factory_id: str) -> None:
@@ -210,7 +214,9 @@ class Services:
             await self._existing_buyer(s, bid)
             await self.existing_factory(s, fid)
             if await queries.get_subscription(s, bid, fid) is None:
-                raise NotFound(f"{bid} → {fid}", extra=f"`{bid}` does not subscribe to `{fid}`.")
+                raise UnknownSubscription(
+                    f"{bid} → {fid}", extra=f"`{bid}` does not subscribe to `{fid}`."
+                )
             await queries.delete_subscription(s, bid, fid)
             self.audit(s, actor, "subscription.remove", fid, {"buyer": bid})
 

@@ -371,3 +371,29 @@ async def test_the_agenda_reads_the_last_assessments_in_one_query(services: Serv
             found = await queries.last_assessments(s, pairs)
     assert found == {"VN-0": ["CO-01"], "VN-1": ["CO-01", "CO-02"]}
     assert reads(sent, "assessment") == 1
+
+
+async def test_missing_subscriptions_and_calls_are_named(services: Services, factory: str) -> None:
+    await services.add_buyer(MANAGER, "B-1", "Acme", "x@acme.example")
+    with pytest.raises(NotFound) as exc:
+        await services.unsubscribe(ASSESSOR, "B-1", factory)
+    assert exc.value.render() == (
+        "There is no subscription `B-1 → VN-1001`. `B-1` does not subscribe to `VN-1001`."
+    )
+    with pytest.raises(NotFound) as exc:
+        await Calls(services).remove(MANAGER, "2026-12-24")
+    assert exc.value.render() == (
+        "There is no buyer call `2026-12-24`. `calls list` shows the calls to come."
+    )
+
+
+async def test_concurrent_subscriptions_store_one_and_refuse_none(
+    services: Services, factory: str
+) -> None:
+    await services.add_buyer(MANAGER, "B-1", "Acme", "x@acme.example")
+    results = await asyncio.gather(
+        *(services.subscribe(ASSESSOR, "B-1", factory) for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert sorted(results, key=str) == [False, False, False, True]
+    assert await count(services, Subscription) == 1
