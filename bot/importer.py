@@ -350,7 +350,7 @@ class Importer:
                     day = days(v["assessed_on"])
                     kind = kinds(v.get("kind") or "")
                     key = (fid, day)
-                    errors.once(key, row.line, f"`{fid}` on {day.isoformat()}")
+                    errors.once(key, row.line, "`{}` on {}", fid, day)
                     fact = facts.get(fid)
                     if fact is None:
                         raise InvalidInput(_unknown("factory", fid, await self._factory_ids(s)))
@@ -492,10 +492,14 @@ class _Errors:
     def add(self, line: int, reason: str) -> None:
         self.items.setdefault(line, reason)
 
-    def once(self, key: Any, line: int, what: str) -> None:
+    def once(self, key: Any, line: int, what: str, *args: Any) -> None:
+        """Refuse ``key`` seen on an earlier line; ``what`` names it (formatted with ``args``
+        only then: the check runs on every row of a large file)."""
         first = self._first.setdefault(key, line)
         if first != line:
-            raise InvalidInput(f"{what} already appears on line {first}.")
+            raise InvalidInput(
+                f"{what.format(*args) if args else what} already appears on line {first}."
+            )
 
     def refused(self, line: int, exc: PncError) -> None:
         self.add(line, exc.render().replace("`", ""))

@@ -762,18 +762,23 @@ class Services:
                 )
                 if new_notice == Notice.DUE:
                     due.append((event_id, event, fid, evaluation))
-            back_here = [
-                e
-                for e in evaluation.events
-                if e.key in changes.restored and known[e.key].notice == Notice.DUE
-            ]
-            again = tuple(e for e in back_here if known[e.key].id not in told_back)
-            resumed += [(known[e.key].id, e, fid, evaluation) for e in back_here if e not in again]
-            ended += [
-                (known[k], fid, evaluation.designated)
-                for k in changes.unsupported
-                if known[k].kind in _FOLLOWED_UP
-            ]
+            again: tuple[Event, ...] = ()
+            if changes.restored:
+                back_here = [
+                    e
+                    for e in evaluation.events
+                    if e.key in changes.restored and known[e.key].notice == Notice.DUE
+                ]
+                again = tuple(e for e in back_here if known[e.key].id not in told_back)
+                resumed += [
+                    (known[e.key].id, e, fid, evaluation) for e in back_here if e not in again
+                ]
+            if changes.unsupported:
+                ended += [
+                    (known[k], fid, evaluation.designated)
+                    for k in changes.unsupported
+                    if known[k].kind in _FOLLOWED_UP
+                ]
             for event in again:
                 event_id = known[event.key].id
                 replanned.append(
@@ -799,7 +804,9 @@ class Services:
                 self._audit_system(
                     s, "history.changed", fid, {"unsupported": list(contradicted), "held": held}
                 )
-            results[fid] = Reevaluation(evaluation, (*changes.new, *again), contradicted)
+            results[fid] = Reevaluation(
+                evaluation, changes.new + again if again else changes.new, contradicted
+            )
         await bulk.insert_rows(s, PncEvent.__table__, events)  # type: ignore[attr-defined]
         await bulk.update_by_id(s, PncEvent.__table__, replanned)  # type: ignore[attr-defined]
         await queries.mark_events(s, unsupported, unsupported_at=now)
