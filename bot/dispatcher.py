@@ -3,8 +3,10 @@
 Each round claims due notices of one channel (``UPDATE … RETURNING``; on PostgreSQL the rows are
 picked with ``FOR UPDATE SKIP LOCKED``, so any number of dispatchers claim each notice once;
 SQLite has one writer) under a lease, delivers them, and records each outcome — only if the
-claim is still its own. A lease that expires (the process was killed) is taken over by the next
-claim: a notice in flight at a crash may be delivered twice, with the same Message-ID.
+claim is still its own. The lease of the notices not yet recorded is renewed every third of it
+while the batch is being delivered. A lease that expires (the process was killed) is taken over
+by the next claim, which counts an attempt: a notice in flight at a crash may be delivered
+twice, with the same Message-ID; one whose claims keep expiring is dead on the last attempt.
 
 - transient failures (SMTP 4xx, a lost connection, Slack 5xx) retry with exponential backoff and
   jitter — the first within a minute — until ``max_attempts``, then the notice is dead;
@@ -129,6 +131,8 @@ class Dispatcher:
             claimed += len(rows)
             ready, broken = self._render(rows)
             batch = _Batch(self, channel, ready)
+            stop = asyncio.Event()
+            keeper = asyncio.create_task(self._keep_claim(batch, stop))
             try:
                 if ready:
                     await transport.send(ready, batch.done)
@@ -139,6 +143,9 @@ class Dispatcher:
                 error = f"delivery failed: {type(exc).__name__}: {exc}"
                 for row in batch.unfinished():
                     await self._record(row, Result(Outcome.RETRY, error=error), channel)
+            finally:
+                stop.set()
+                await keeper
             for row, error in broken:
                 await self._record(row, Result(Outcome.DEAD, error=error), channel)
         return claimed
@@ -171,7 +178,7 @@ class Dispatcher:
         async with self.db.transaction(write=True) as s:
             found = (await s.exec(claim)).all()
             # plain attribute bags: ORM objects for rows only read cost more than the claim
-            rows: list[Any] = [SimpleNamespace(**r._mapping) for r in found]
+            rows: list[Any] = [SimpleNamespace(**r._mapping, taken_over=False) for r in found]
             spent = [r for r in rows if r.attempts > self.policy.max_attempts]
             if spent:
                 await self._give_up(s, spent, now)
@@ -242,6 +249,34 @@ class Dispatcher:
                 )
         if not changed.rowcount:
             log.warning("notice %s was taken over by another dispatcher", row.id)
+
+    async def _keep_claim(self, batch: _Batch, stop: asyncio.Event) -> None:
+        """While a batch is being delivered, renew the lease of its notices not yet recorded,
+        every third of the lease — however long one message takes. Notices found claimed by
+        another dispatcher meanwhile (this one stalled past its lease) are marked
+        ``taken_over``, and the transports skip them."""
+        period = self.policy.lease.total_seconds() / 3
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+                return
+            rows = batch.unfinished()
+            if not rows:
+                continue
+            now = self.clock()
+            renew = (
+                update(OUTBOX)
+                .where(*self._ours(*(r.id for r in rows)))
+                .values(lease_until=now + self.policy.lease)
+                .returning(OUTBOX.c.id)
+            )
+            try:
+                async with self.db.connection(write=True) as conn:
+                    kept = set((await conn.execute(renew)).scalars().all())
+            except Exception:
+                log.exception("could not renew the claim on %d notices", len(rows))
+                continue
+            batch.renewed(rows, kept)
 
     def _ours(self, *ids: int) -> tuple[Any, ...]:
         """The rows among ``ids`` still claimed by this dispatcher."""
@@ -389,7 +424,8 @@ class Dispatcher:
 
 
 class _Batch:
-    """A claimed batch being delivered: which notices have their outcome recorded."""
+    """A claimed batch being delivered: which notices have their outcome recorded, and which
+    were found taken over by another dispatcher (the transports skip those)."""
 
     def __init__(self, dispatcher: Dispatcher, channel: str, ready: list[tuple[Any, Any]]) -> None:
         self.dispatcher = dispatcher
@@ -404,8 +440,20 @@ class _Batch:
         clear = self.clear_pause and result.outcome == Outcome.SENT
         self.clear_pause = self.clear_pause and not clear
         await self.dispatcher._record(self.ready[i][0], result, self.channel, clear_pause=clear)
-        self.finished.add(i)
+        self.finished.add(self.ready[i][0].id)
 
     def unfinished(self) -> list[Any]:
-        """The claimed notices whose outcome is not recorded (yet)."""
-        return [row for i, (row, _) in enumerate(self.ready) if i not in self.finished]
+        """The notices still claimed whose outcome is not recorded (yet)."""
+        return [
+            row
+            for row, _ in self.ready
+            if row.id not in self.finished and not getattr(row, "taken_over", False)
+        ]
+
+    def renewed(self, rows: list[Any], kept: set[int]) -> None:
+        """After a renewal: the rows it did not find ours are taken over (unless recorded
+        meanwhile)."""
+        for row in rows:
+            if row.id not in kept and row.id not in self.finished:
+                row.taken_over = True
+                log.warning("notice %s was taken over by another dispatcher: skipped", row.id)

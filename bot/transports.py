@@ -65,6 +65,12 @@ class ChannelDown(Exception):
 Done = Callable[[int, Result], Awaitable[None]]
 
 
+def taken_over(row: Any) -> bool:
+    """True once the dispatcher found its claim on this row taken over by another dispatcher
+    (its lease ran out): the transport skips it, leaving it to the other one."""
+    return bool(getattr(row, "taken_over", False))
+
+
 class Transport(Protocol):
     channel: str
 
@@ -95,7 +101,8 @@ class FileTransport:
                 f"cannot write to {self.folder}: {exc.strerror}", config=True
             ) from exc
         for i, (row, message) in enumerate(batch):
-            await done(i, await asyncio.to_thread(self._write, row, message))
+            if not taken_over(row):
+                await done(i, await asyncio.to_thread(self._write, row, message))
 
     def _write(self, row: OutboxMessage, message: Message) -> Result:
         stem = self.folder / _file_stem(row)
@@ -196,7 +203,8 @@ class SmtpTransport:
                     if failed:
                         return
                     row, message = batch[i]
-                    await done(i, await self._send_one(number, row, message))
+                    if not taken_over(row):
+                        await done(i, await self._send_one(number, row, message))
             except BaseException:
                 failed = True
                 raise
@@ -378,6 +386,8 @@ class SlackTransport:
 
     async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
         for i, (row, message) in enumerate(batch):
+            if taken_over(row):
+                continue
             try:
                 response = await self.client.chat_postMessage(
                     channel=row.addresses[0],

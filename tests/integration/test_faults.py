@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 import aiosmtplib
 
-from bot.dispatcher import Policy
+from bot.dispatcher import Dispatcher, Policy
 from bot.services import Services
 from bot.transports import ChannelDown, Result, SmtpSettings, SmtpTransport
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
@@ -197,3 +198,78 @@ async def test_a_notice_whose_claims_keep_expiring_is_dead_lettered_at_the_last_
     assert smtp.received == []
     alerts = [r for r in await outbox(services) if r.kind == "delivery_failed"]
     assert len(alerts) == 3 and {r.status for r in alerts} == {"sent"}
+
+
+async def test_a_batch_slower_than_its_lease_keeps_its_claim_by_renewing_it(
+    services: Services, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    for n in range(12):
+        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
+        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+    # over one connection: 4 s for the batch, and one message alone takes longer than the lease
+    smtp.data_stalls.extend([0.25] * 5 + [1.5] + [0.25] * 6)
+    started = time.monotonic()
+
+    def moving() -> datetime:  # the test's "now", moving in real time
+        return clock.now + timedelta(seconds=time.monotonic() - started)
+
+    policy = Policy(lease=timedelta(seconds=1.2))
+    slow, other = (
+        Dispatcher(
+            services.db,
+            services.settings,
+            services.config,
+            [SmtpTransport(SmtpSettings.from_url(smtp.url), connections=1)],
+            moving,
+            policy=policy,
+            name=name,
+        )
+        for name in ("slow", "other")
+    )
+    sending = asyncio.create_task(slow.run_once())
+    await asyncio.sleep(0.1)  # the slow one has claimed all twelve
+    while not sending.done():  # another replica keeps looking for expired claims meanwhile
+        assert await other.run_once() == 0
+        await asyncio.sleep(0.1)
+    assert await sending == 12
+    assert time.monotonic() - started > 4  # more than three leases
+    await slow.close()
+    await other.close()
+    counts = Counter(m.message_id for m in smtp.received)
+    assert len(counts) == 12 and set(counts.values()) == {1}
+    emails = [r for r in await outbox(services) if r.channel == "email"]
+    assert {(r.status, r.attempts) for r in emails} == {("sent", 1)}
+
+
+class TakenOverAfterTheFirstMessage(SmtpTransport):
+    """After the first message the clock jumps past the lease and another dispatcher claims the
+    rest (as if this one had stalled); then the stalled one renews its claim, and carries on."""
+
+    def __init__(self, smtp: SmtpServer, clock: FrozenClock, other: Dispatcher) -> None:
+        super().__init__(SmtpSettings.from_url(smtp.url), connections=1)
+        self.clock, self.other, self.sent = clock, other, 0
+
+    async def _send_one(self, number: int, row: Any, message: Any) -> Result:
+        result = await super()._send_one(number, row, message)
+        self.sent += 1
+        if self.sent == 1:
+            self.clock.advance(minutes=3)
+            assert len(await self.other._claim("email", self.clock.now)) == 3
+            await asyncio.sleep(0.3)  # the claim is renewed every 0.1 s here
+        return result
+
+
+async def test_notices_taken_over_by_another_dispatcher_are_skipped_not_sent_again(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    other = dispatcher(services, clock, smtp_transport(smtp), name="other")
+    hung = dispatcher(
+        services, clock, TakenOverAfterTheFirstMessage(smtp, clock, other), name="hung"
+    )
+    hung.policy = Policy(lease=timedelta(seconds=0.3))
+    assert await hung.run_once() == 3
+    assert len(smtp.received) == 1  # the renewal found the other two taken over: skipped
+    emails = [r for r in await outbox(services) if r.channel == "email"]
+    assert {(r.status, r.claimed_by) for r in emails} == {("sending", "other")}
+    await hung.close()
