@@ -13,7 +13,8 @@ twice, with the same Message-ID; one whose claims keep expiring is dead on the l
 - permanent failures (SMTP 5xx, every recipient refused) are dead at once; staff are alerted of
   every dead notice;
 - when some recipients took a message and others refused it, only the others are retried;
-- Slack's 429 waits for ``Retry-After`` without counting an attempt;
+- Slack's 429 hands the post and the rest of its batch back to wait for ``Retry-After``,
+  without counting an attempt, and the dispatcher wakes itself when the wait is over;
 - a channel that cannot deliver at all (SMTP unreachable, bad credentials or TLS, a revoked Slack
   token) is paused for everyone, with a growing pause, without counting attempts; staff are
   alerted when a person must act, or when it stays down.
@@ -87,12 +88,21 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._stopping = False
+        #: wake-ups due when a wait asked for by a provider (Slack's Retry-After) is over
+        self._timers: list[asyncio.TimerHandle] = []
 
     # --- running ---------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Deliver now (called after a commit that wrote notices)."""
         self._wake.set()
+
+    def wake_in(self, seconds: float) -> None:
+        """Deliver again once ``seconds`` have passed (a provider asked to wait that long)."""
+        loop = asyncio.get_running_loop()
+        self._timers = [t for t in self._timers if t.when() > loop.time()]
+        # a hair late rather than early: the notices are due from exactly then
+        self._timers.append(loop.call_later(seconds + 0.05, self.wake))
 
     async def run(self, interval: float = 60.0) -> None:
         """Deliver until ``stop``: everything due, then wait to be woken (by the clock, or by a
@@ -112,6 +122,8 @@ class Dispatcher:
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
         self._stopping = True
+        for timer in self._timers:
+            timer.cancel()
         self._wake.set()
 
     async def close(self) -> None:
@@ -302,7 +314,7 @@ class Dispatcher:
                     **released,
                     "status": "pending",
                     "attempts": row.attempts - 1,
-                    "next_attempt_at": now + timedelta(seconds=result.retry_after or 30),
+                    "next_attempt_at": now + timedelta(seconds=_wait(result)),
                     "last_error": (result.error or "")[:1000],
                 }
             case Outcome.RETRY if row.attempts < self.policy.max_attempts:
@@ -423,6 +435,11 @@ class Dispatcher:
             self._wake.set()
 
 
+def _wait(result: Result) -> float:
+    """How long a WAIT outcome asks to wait, in seconds."""
+    return result.retry_after or 30.0
+
+
 class _Batch:
     """A claimed batch being delivered: which notices have their outcome recorded, and which
     were found taken over by another dispatcher (the transports skip those)."""
@@ -434,6 +451,8 @@ class _Batch:
         self.finished: set[int] = set()
         #: the first delivery of the batch clears a past pause of the channel
         self.clear_pause = True
+        #: a provider asked to wait (and a wake-up is set for when the wait is over)
+        self.waiting = False
 
     async def done(self, i: int, result: Result) -> None:
         """A transport's report on the ``i``-th message: recorded at once."""
@@ -441,6 +460,9 @@ class _Batch:
         self.clear_pause = self.clear_pause and not clear
         await self.dispatcher._record(self.ready[i][0], result, self.channel, clear_pause=clear)
         self.finished.add(self.ready[i][0].id)
+        if result.outcome == Outcome.WAIT and not self.waiting:
+            self.waiting = True  # the rest of the batch waits as long: one wake-up for all
+            self.dispatcher.wake_in(_wait(result))
 
     def unfinished(self) -> list[Any]:
         """The notices still claimed whose outcome is not recorded (yet)."""

@@ -400,8 +400,14 @@ class SlackTransport:
                 status = exc.response.status_code
                 error = str(exc.response.get("error", "")) if exc.response.data else ""
                 if status == 429 or error == "ratelimited":
+                    # this post and the rest of the batch wait: posting on would only be
+                    # refused again
                     wait = retry_after(exc.response.headers.get("Retry-After"))
-                    await done(i, Result(Outcome.WAIT, error="rate limited", retry_after=wait))
+                    waiting = Result(Outcome.WAIT, error="rate limited", retry_after=wait)
+                    for j in range(i, len(batch)):
+                        if not taken_over(batch[j][0]):
+                            await done(j, waiting)
+                    return
                 elif error in _SLACK_CONFIG:
                     raise ChannelDown(f"Slack refused: {error}", config=True) from exc
                 elif error in _SLACK_PERMANENT:

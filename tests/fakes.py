@@ -28,6 +28,8 @@ from handlers.shell import LoopbackSlack
 class Call:
     method: str
     body: dict[str, Any]
+    #: when it arrived (time.monotonic)
+    at: float = field(default_factory=time.monotonic)
 
 
 class FakeSlack(LoopbackSlack):

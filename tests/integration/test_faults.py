@@ -273,3 +273,32 @@ async def test_notices_taken_over_by_another_dispatcher_are_skipped_not_sent_aga
     emails = [r for r in await outbox(services) if r.channel == "email"]
     assert {(r.status, r.claimed_by) for r in emails} == {("sending", "other")}
     await hung.close()
+
+
+async def test_slack_rate_limiting_holds_the_batch_and_wakes_the_dispatcher_when_it_ends(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.add_factory(MANAGER, "VN-2", "Hanoi Knit", "VN", "hr@knit.example")
+    for factory in ("VN-1", "VN-2"):  # two staff alerts, one batch
+        await services.record_assessment(ASSESSOR, factory, "2026-01-10", FAIL4)
+    slack.fail("chat.postMessage", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+    started = time.monotonic()
+    d = Dispatcher(
+        services.db,
+        services.settings,
+        services.config,
+        [slack_transport(slack)],
+        lambda: clock.now + timedelta(seconds=time.monotonic() - started),
+        name="d1",
+    )
+    running = asyncio.create_task(d.run(interval=60))  # only the wait's own wake-up is in time
+    try:
+        await slack.wait(lambda: len(slack.calls_to("chat.postMessage")) >= 3, 5)
+    finally:
+        d.stop()
+        await running
+    refused, *retried = posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 3  # nothing posted into the rate limit
+    assert all(1.0 <= p.at - refused.at <= 1.5 for p in retried), [p.at - refused.at for p in posts]
+    staff = [r for r in await outbox(services) if r.channel == "slack"]
+    assert {(r.status, r.attempts) for r in staff} == {("sent", 1)}  # the wait spent none
