@@ -108,16 +108,17 @@ class Dispatcher:
         """Deliver until ``stop``: everything due, then wait to be woken (by the clock, or by a
         commit that wrote notices) — or ``interval`` at most."""
         while not self._stopping:
+            self._wake.clear()  # before the round: a wake-up during it brings another round
             try:
-                while not self._stopping and await self.run_once():
-                    pass
+                claimed = await self.run_once()
             except Exception:
                 log.exception("dispatcher round failed; trying again in %.0f s", interval)
+                claimed = 0
             if self._stopping:
                 break
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            if not claimed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), interval)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""

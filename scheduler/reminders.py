@@ -50,13 +50,13 @@ class ReminderRunner:
     async def run(self, safety_interval: float = 60.0) -> None:
         """Send what is due whenever woken (by the clock, or by a commit that wrote reminders)."""
         while not self._stopping:
+            self._wake.clear()  # before the round: a wake-up during it brings another round
             try:
                 await self.run_due()
             except Exception:
                 log.exception("reminder round failed")
             if self._stopping:
                 break
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), safety_interval)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.countries import load_config
-from bot.dispatcher import Policy
+from bot.dispatcher import Dispatcher, Policy
 from bot.services import Services
 from bot.settings import Settings
 from bot.transports import FileTransport, SmtpSettings, SmtpTransport
@@ -429,3 +429,26 @@ async def test_a_sender_with_a_vietnamese_display_name_reaches_the_relay_intact(
     )
     assert received.message_id.startswith("<pnc.")
     assert received.message_id.endswith("@betterwork.example>")
+
+
+class WokenDuringItsRound(Dispatcher):
+    """Its first round is woken by a commit that wrote notices while the round was under way."""
+
+    rounds = 0
+
+    async def run_once(self) -> int:
+        self.rounds += 1
+        if self.rounds == 1:
+            self.wake()
+        return 0
+
+
+async def test_a_wake_up_during_a_round_brings_another_round(
+    services: Services, clock: FrozenClock
+) -> None:
+    d = WokenDuringItsRound(services.db, services.settings, services.config, [], clock)
+    running = asyncio.create_task(d.run(interval=30))
+    await asyncio.sleep(0.3)
+    d.stop()
+    await running
+    assert d.rounds >= 2  # not left waiting for the next tick

@@ -297,3 +297,26 @@ async def test_the_clock_alone_wakes_the_workers(
             await asyncio.sleep(0.1)
     finally:
         await background.stop()
+
+
+class WokenDuringItsRound(ReminderRunner):
+    """Its first round is woken by a commit that wrote reminders while it was under way."""
+
+    rounds = 0
+
+    async def run_due(self) -> int:
+        self.rounds += 1
+        if self.rounds == 1:
+            self.wake()
+        return 0
+
+
+async def test_a_wake_up_during_a_reminder_round_brings_another_round(
+    services: Services,
+) -> None:
+    runner = WokenDuringItsRound(services)
+    running = asyncio.create_task(runner.run(safety_interval=30))
+    await asyncio.sleep(0.3)
+    runner.stop()
+    await running
+    assert runner.rounds >= 2  # not left waiting for the next tick
