@@ -7,6 +7,10 @@ decided, a meeting held: the reminder is skipped), writes its notices to the out
 the next occurrence of a recurring reminder, and the reminder is marked done. If the process
 dies before the commit, nothing of it happened and the next poll takes it again: a reminder is
 neither lost nor repeated.
+
+Each handler runs in a savepoint: one that fails (a bug, data it cannot read) has its own work
+undone, is marked ``failed`` with the error, logged, and reported to staff once; the other
+reminders of the batch go ahead.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import notices, policy
@@ -72,12 +77,49 @@ class ReminderRunner:
         async with self.services.db.transaction(write=True) as s:
             due = await queries.claim_due_reminders(s, now, self.batch)
             for row in due:
-                skipped = await HANDLERS[row.kind](self, s, row, now)
+                rid, kind, subject, due_at = row.id, row.kind, row.subject, row.due_at
+                try:
+                    async with s.begin_nested():  # one reminder's failure undoes only its work
+                        skipped = await HANDLERS[kind](self, s, row, now)
+                except Exception as exc:
+                    log.exception("reminder %s %s %s failed", rid, kind, subject)
+                    await self._failed(s, rid, kind, subject, due_at, exc, now)
+                    continue
                 row.status = "skipped" if skipped else "done"
                 row.done_at, row.note = now, (skipped or None)
                 s.add(row)
-                log.info("reminder %s %s %s: %s", row.id, row.kind, row.subject, row.status)
+                log.info("reminder %s %s %s: %s", rid, kind, subject, row.status)
         return len(due)
+
+    async def _failed(
+        self,
+        s: AsyncSession,
+        rid: int | None,
+        kind: str,
+        subject: str,
+        due_at: datetime,
+        exc: Exception,
+        now: datetime,
+    ) -> None:
+        """Mark a reminder whose handler failed, and tell staff (once: it is not tried again)."""
+        error = f"{type(exc).__name__}: {exc}"
+        await s.exec(
+            update(Reminder)
+            .where(Reminder.id == rid)  # type: ignore[arg-type]
+            .values(status="failed", done_at=now, note=f"failed: {error}"[:300])
+        )
+        await self.staff(
+            s,
+            f"reminder_failed/{rid}",
+            "reminder_failed",
+            None,
+            {
+                "reminder": kind,
+                "subject": subject,
+                "due_at": self.local(due_at),
+                "error": error[:500],
+            },
+        )
 
     # --- helpers for the handlers ------------------------------------------------------------
 
@@ -92,7 +134,7 @@ class ReminderRunner:
             self.services.settings.staff_channel,
             {
                 "factory": {"id": factory.id, "name": factory.name} if factory else None,
-                "managers": await self.services.managers(),
+                "managers": await self.services.managers(s),
                 **context,
             },
             factory_id=factory.id if factory else None,
@@ -124,7 +166,8 @@ async def _buyer_call(
     rows = await queries.agenda(s)
     issues = await queries.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
     for r in rows:
-        consecutive = countries.country(r.country).rules.consecutive
+        # a country since removed from the configuration: the default country's rules
+        consecutive = (countries.get(r.country) or countries.default).rules.consecutive
         factory = factories.setdefault(
             r.id,
             {

@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.countries import load_config
 from bot.dispatcher import Dispatcher
 from bot.errors import InvalidDate, InvalidInput, NotFound, PermissionDenied, StateConflict
 from bot.readmission import Readmissions
+from bot.render import render_slack
 from bot.schedule import Calls
 from bot.services import Services
 from bot.settings import Settings
@@ -23,7 +24,7 @@ from bot.transports import FileTransport
 from scheduler.clock import Background
 from scheduler.reminders import ReminderRunner
 from store.db import Database
-from store.models import OutboxMessage, Reminder
+from store.models import Factory, OutboxMessage, Reminder
 from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
@@ -320,3 +321,39 @@ async def test_a_wake_up_during_a_reminder_round_brings_another_round(
     runner.stop()
     await running
     assert runner.rounds >= 2  # not left waiting for the next tick
+
+
+async def test_a_failing_reminder_is_set_aside_and_the_others_are_sent(
+    services: Services, world: None
+) -> None:
+    now = services.clock()
+    async with services.db.transaction(write=True) as s:  # a reminder its handler cannot read
+        s.add(Reminder(kind="cycle_end", subject="factory-malformed", due_at=now, created_at=now))
+    await Calls(services).add(MANAGER, "2026-11-22")  # due at once, after the broken one
+    runner = ReminderRunner(services)
+    assert await runner.run_due() == 2
+    assert len(await notices(services, "buyer_call_agenda")) == 1  # the call's went out
+    by_kind = {r.kind: r for r in await reminders(services)}
+    assert by_kind["buyer_call"].status == "done"
+    broken = by_kind["cycle_end"]
+    assert broken.status == "failed" and broken.done_at == now
+    assert "ValueError" in (broken.note or "")
+    (alert,) = await notices(services, "reminder_failed")
+    assert alert.channel == "slack" and alert.addresses == ["C0STAFF"]
+    text = render_slack("slack/alerts/reminder_failed.txt", **alert.payload)
+    assert "cycle end" in text and "factory-malformed" in text and "ValueError" in text
+    assert await runner.run_due() == 0  # set aside: not tried, nor reported, again
+    assert len(await notices(services, "reminder_failed")) == 1
+
+
+async def test_a_call_agenda_names_a_factory_whose_country_left_the_configuration(
+    services: Services, world: None
+) -> None:
+    async with services.db.transaction(write=True) as s:  # "XX": not (or no longer) configured
+        await s.exec(update(Factory).where(Factory.id == "VN-2").values(country="XX"))
+    await Calls(services).add(MANAGER, "2026-11-22")
+    assert await ReminderRunner(services).run_due() == 1
+    (agenda,) = await notices(services, "buyer_call_agenda")
+    listed = {f["id"] for g in agenda.payload["groups"] for f in g["factories"]}
+    assert listed == {"VN-1", "VN-2"}
+    assert [r.status for r in await reminders(services) if r.kind == "buyer_call"] == ["done"]
