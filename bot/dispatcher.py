@@ -11,7 +11,7 @@ twice, with the same Message-ID; one whose claims keep expiring is dead on the l
 - transient failures (SMTP 4xx, a lost connection, Slack 5xx) retry with exponential backoff and
   jitter — the first within a minute — until ``max_attempts``, then the notice is dead;
 - permanent failures (SMTP 5xx, every recipient refused) are dead at once; staff are alerted of
-  every dead notice;
+  every dead notice, each time it dies (an alert about a dead alert is only logged);
 - when some recipients took a message and others refused it, only the others are retried;
 - Slack's 429 hands the post and the rest of its batch back to wait for ``Retry-After``,
   without counting an attempt, and the dispatcher wakes itself when the wait is over;
@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from bot import mail, notices
 from bot.countries import Config
@@ -344,13 +344,31 @@ class Dispatcher:
         return timedelta(seconds=base * self.rng.uniform(0.75, 1.25))
 
     async def _alert_dead(self, s: Any, row: OutboxMessage, error: str, now: datetime) -> None:
+        """Tell staff a notice is dead — each time it dies, also after ``outbox retry`` — except
+        when the dead notice is itself such an alert: that is only logged, so a Slack that
+        refuses alerts cannot make them multiply."""
         log.error("notice %s (%s to %s) is dead: %s", row.id, row.kind, row.recipient_name, error)
-        if row.channel == notices.SLACK:
-            return  # an alert about a failed Slack alert would fail the same way; logged above
+        if row.kind == "delivery_failed":
+            return
         country = self._country(row)
+        if row.channel == notices.SLACK and country and country.staff_channel in row.addresses:
+            country = None  # the country's staff channel refused it: tell the default one
         factory = row.payload.get("factory")
+        earlier = f"delivery_failed/{row.id}"
+        deaths = (
+            await s.exec(
+                select(func.count())
+                .select_from(OUTBOX)
+                .where(
+                    or_(
+                        OUTBOX.c.key == earlier,
+                        OUTBOX.c.key.startswith(f"{earlier}/", autoescape=True),
+                    )
+                )
+            )
+        ).scalar_one()
         alert = notices.staff_alert(
-            f"delivery_failed/{row.id}",
+            f"{earlier}/{deaths + 1}",
             "delivery_failed",
             country,
             self.settings.staff_channel,

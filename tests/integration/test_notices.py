@@ -452,3 +452,48 @@ async def test_a_wake_up_during_a_round_brings_another_round(
     d.stop()
     await running
     assert d.rounds >= 2  # not left waiting for the next tick
+
+
+async def test_a_notice_that_dies_again_after_a_retry_alerts_staff_again(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+) -> None:
+    smtp.refuse["csr@nordic.example"] = "550 5.1.1 no such user"
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    await drain(d)
+    (dead,) = (await services.outbox()).dead
+    await services.retry_notice(MANAGER, dead.id)  # someone tries again; it dies again
+    await drain(d)
+    await d.close()
+    assert [n.id for n in (await services.outbox()).dead] == [dead.id]
+    alerts = [r for r in await outbox(services) if r.kind == "delivery_failed"]
+    assert len(alerts) == 2 and {r.status for r in alerts} == {"sent"}
+    posted = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
+    assert sum("Nordic" in text and "550" in text for text in posted) == 2
+
+
+async def test_a_dead_slack_notice_alerts_staff(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    slack.fail("chat.postMessage", 200, {"ok": False, "error": "msg_too_long"})
+    await drain(dispatcher(services, clock, slack_transport(slack)))
+    rows = {r.kind: r for r in await outbox(services) if r.channel == "slack"}
+    assert rows["at_risk_warning"].status == "dead"
+    assert rows["delivery_failed"].status == "sent"
+    alert = slack.calls_to("chat.postMessage")[-1].body["text"]
+    assert "Notice not delivered" in alert and "msg_too_long" in alert
+
+
+async def test_a_dead_alert_about_a_dead_notice_is_only_logged(
+    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    slack.fail("chat.postMessage", 200, {"ok": False, "error": "msg_too_long"}, times=5)
+    await drain(dispatcher(services, clock, slack_transport(slack)))
+    rows = [r for r in await outbox(services) if r.channel == "slack"]
+    assert sorted((r.kind, r.status) for r in rows) == [
+        ("at_risk_warning", "dead"),
+        ("delivery_failed", "dead"),  # and no alert about it: no loop
+    ]
+    assert len(slack.calls_to("chat.postMessage")) == 2
