@@ -34,6 +34,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot import mail, notices
 from bot.countries import Config
@@ -396,24 +397,29 @@ class Dispatcher:
     async def _pause(self, channel: str, exc: ChannelDown, rows: list[OutboxMessage]) -> None:
         """Pause the channel for every dispatcher and give the claimed notices back."""
         now = self.clock()
+        insert = (postgresql if self.db.is_postgresql else sqlite).insert
         async with self.db.transaction(write=True) as s:
-            state = (await s.exec(select(CHANNELS).where(CHANNELS.c.name == channel))).first()
-            failures = (state.failures if state else 0) + 1
+            # the channel's row, created on first use, then locked: dispatchers pausing the
+            # channel at once count each failure (SQLite: one writer anyway)
+            await s.exec(
+                insert(CHANNELS)
+                .values(name=channel, failures=0, alerted=False)
+                .on_conflict_do_nothing(index_elements=[CHANNELS.c.name])
+            )
+            state = (
+                await s.exec(select(CHANNELS).where(CHANNELS.c.name == channel).with_for_update())
+            ).one()
+            failures = state.failures + 1
             pause = min(self.policy.max_pause, self.policy.first_pause * 2 ** (failures - 1))
             until = now + timedelta(seconds=pause * self.rng.uniform(0.9, 1.1))
-            alert = (exc.config or failures >= self.policy.alert_after_pauses) and not (
-                state and state.alerted
-            )
+            alert = (exc.config or failures >= self.policy.alert_after_pauses) and not state.alerted
             values = {
                 "paused_until": until,
                 "reason": exc.reason[:500],
                 "failures": failures,
-                "alerted": bool(alert or (state and state.alerted)),
+                "alerted": bool(alert or state.alerted),
             }
-            if state is None:
-                s.add(DeliveryChannel(name=channel, **values))
-            else:
-                await s.exec(update(CHANNELS).where(CHANNELS.c.name == channel).values(**values))
+            await s.exec(update(CHANNELS).where(CHANNELS.c.name == channel).values(**values))
             for row in rows:
                 await s.exec(
                     update(OUTBOX)

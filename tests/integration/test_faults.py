@@ -14,6 +14,7 @@ import aiosmtplib
 from bot.dispatcher import Dispatcher, Policy
 from bot.services import Services
 from bot.transports import ChannelDown, Result, SmtpSettings, SmtpTransport
+from store.models import DeliveryChannel
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
 from tests.integration.helpers import (
@@ -302,3 +303,16 @@ async def test_slack_rate_limiting_holds_the_batch_and_wakes_the_dispatcher_when
     assert all(1.0 <= p.at - refused.at <= 1.5 for p in retried), [p.at - refused.at for p in posts]
     staff = [r for r in await outbox(services) if r.channel == "slack"]
     assert {(r.status, r.attempts) for r in staff} == {("sent", 1)}  # the wait spent none
+
+
+async def test_dispatchers_pausing_a_channel_at_once_count_every_failure(
+    services: Services, clock: FrozenClock
+) -> None:
+    down = ChannelDown("SMTP server unreachable: connection refused")
+    replicas = [dispatcher(services, clock, name=f"d{n}") for n in range(3)]
+    for round_ in (1, 2):  # the channel's first pause (its row created), then another
+        await asyncio.gather(*(d._pause("email", down, []) for d in replicas))
+        async with services.db.transaction() as s:
+            email = await s.get(DeliveryChannel, "email")
+            failures = email.failures if email else 0
+        assert failures == 3 * round_
