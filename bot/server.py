@@ -23,7 +23,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 
 from bot import __version__
-from bot.bootstrap import Bot, bootstrap, build_background
+from bot.bootstrap import Bot, bootstrap, build_background, email_transport
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
@@ -119,6 +119,9 @@ class ReplayGuard:
 class Server:
     """The bot's HTTP server around a Bolt app (and a Socket Mode connection when asked)."""
 
+    #: seconds ``/healthz`` waits for the database (connecting and answering) before a 503
+    health_timeout = 5.0
+
     def __init__(
         self,
         bot: Bot,
@@ -191,9 +194,13 @@ class Server:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = {"status": "ok", "version": __version__, "database": "ok"}
-        try:
+
+        async def ping() -> None:
             async with self.bot.db.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=5)
+                await conn.execute(text("SELECT 1"))
+
+        try:  # connecting counts: a database that accepts connections but never answers
+            await asyncio.wait_for(ping(), timeout=self.health_timeout)
         except Exception as exc:
             log.warning("health check: database unavailable (%s)", type(exc).__name__)
             body.update(status="unavailable", database="unavailable")
@@ -204,31 +211,41 @@ class Server:
 async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> None:
     """Run until SIGTERM or SIGINT."""
     token, secret, app_token = slack_credentials(settings, socket_mode)
+    email = email_transport(settings)  # a bad PNC_SMTP_URL is refused now, before migrating
     bot = await bootstrap(settings)
-    http = aiohttp.ClientSession()
-    slack = build_slack_app(
-        bot.services,
-        token=token,
-        signing_secret=secret or "unused",
-        api_url=settings.slack_api_url,
-        http=http,
-    )
-    server = Server(
-        bot,
-        slack,
-        signing_secret=None if socket_mode else secret,
-        app_token=app_token if socket_mode else None,
-        background=build_background(bot, slack.client),
-    )
+    http: aiohttp.ClientSession | None = None
+    server: Server | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    signals = (signal.SIGTERM, signal.SIGINT)
     try:
+        http = aiohttp.ClientSession()
+        slack = build_slack_app(
+            bot.services,
+            token=token,
+            signing_secret=secret or "unused",
+            api_url=settings.slack_api_url,
+            http=http,
+        )
+        server = Server(
+            bot,
+            slack,
+            signing_secret=None if socket_mode else secret,
+            app_token=app_token if socket_mode else None,
+            background=build_background(bot, slack.client, email=email),
+        )
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
         await server.start(host, port)
         await stop.wait()
         log.info("stopping")
     finally:
-        await server.stop()
-        await http.close()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if server is not None:
+            await server.stop()
+        else:
+            await email.close()
+        if http is not None:
+            await http.close()
         await bot.aclose()
