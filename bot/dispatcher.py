@@ -12,7 +12,8 @@ twice, with the same Message-ID; one whose claims keep expiring is dead on the l
   jitter — the first within a minute — until ``max_attempts``, then the notice is dead;
 - permanent failures (SMTP 5xx, every recipient refused) are dead at once; staff are alerted of
   every dead notice, each time it dies (an alert about a dead alert is only logged);
-- when some recipients took a message and others refused it, only the others are retried;
+- when some recipients took a message and others refused it, only the refused ones are retried
+  (all of them while any refusal is temporary; dead when every refusal left is permanent);
 - Slack's 429 hands the post and the rest of its batch back to wait for ``Retry-After``,
   without counting an attempt, and the dispatcher wakes itself when the wait is over;
 - a channel that cannot deliver at all (SMTP unreachable, bad credentials or TLS, a revoked Slack

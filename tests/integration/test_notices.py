@@ -497,3 +497,33 @@ async def test_a_dead_alert_about_a_dead_notice_is_only_logged(
         ("delivery_failed", "dead"),  # and no alert about it: no loop
     ]
     assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+async def test_a_mixed_refusal_retries_every_refused_address_until_only_permanent_ones_are_left(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+) -> None:
+    await services.add_buyer(
+        MANAGER, "B-M", "Mixed", "ok@mixed.example;full@mixed.example;gone@mixed.example"
+    )
+    await services.subscribe(MANAGER, "B-M", "VN-1")
+    smtp.refuse["full@mixed.example"] = "452 4.2.2 mailbox full"
+    smtp.refuse["gone@mixed.example"] = "550 5.1.1 no such user"
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    await drain(d)
+    mixed = next(r for r in await outbox(services) if r.recipient_id == "B-M")
+    # one refusal is temporary: both refused addresses wait for the retry, the 550 one too
+    assert (mixed.status, mixed.delivered_to) == ("pending", ["ok@mixed.example"])
+    assert sorted(mixed.addresses) == ["full@mixed.example", "gone@mixed.example"]
+    del smtp.refuse["full@mixed.example"]
+    clock.advance(minutes=2)
+    await drain(d)
+    await d.close()
+    mixed = next(r for r in await outbox(services) if r.recipient_id == "B-M")
+    # only the permanent refusal is left: dead for that address, and staff are told
+    assert (mixed.status, mixed.addresses) == ("dead", ["gone@mixed.example"])
+    assert sorted(mixed.delivered_to) == ["full@mixed.example", "ok@mixed.example"]
+    to_mixed = [m.recipients for m in smtp.received if "mixed" in m.recipients[0]]
+    assert to_mixed == [["ok@mixed.example"], ["full@mixed.example"]]  # nobody got it twice
+    posted = " ".join(c.body["text"] for c in slack.calls_to("chat.postMessage"))
+    assert "Mixed" in posted and "550" in posted
