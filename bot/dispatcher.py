@@ -40,11 +40,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot import mail, notices
 from bot.countries import Config
 from bot.render import render_slack
-from bot.services import Clock
+from bot.services import Clock, Services
 from bot.settings import Settings
 from bot.transports import ChannelDown, Outcome, Result, Transport
 from handlers import blocks
-from store import queries
 from store.db import Database
 from store.models import DeliveryChannel, OutboxMessage
 
@@ -88,6 +87,10 @@ class Dispatcher:
         self.policy = policy
         self.name = (name or f"{socket.gethostname()}:{id(self):x}")[:100]
         self.rng = rng or random.Random()
+        #: staff alerts are written like every other notice; the commit that writes one wakes
+        #: this dispatcher
+        self.services = Services(db, config, settings, clock)
+        self.services.on_notices = self.wake
         self._wake = asyncio.Event()
         self._stopping = False
         #: wake-ups due when a wait asked for by a provider (Slack's Retry-After) is over
@@ -196,11 +199,11 @@ class Dispatcher:
             rows: list[Any] = [SimpleNamespace(**r._mapping, taken_over=False) for r in found]
             spent = [r for r in rows if r.attempts > self.policy.max_attempts]
             if spent:
-                await self._give_up(s, spent, now)
+                await self._give_up(s, spent)
                 rows = [r for r in rows if r not in spent]
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id or 0))
 
-    async def _give_up(self, s: Any, rows: list[Any], now: datetime) -> None:
+    async def _give_up(self, s: Any, rows: list[Any]) -> None:
         """Dead-letter claims taken over after their lease expired on the last attempt: each
         time, the dispatcher delivering them stopped (or hung) before it could record what
         happened — a notice that crashes whoever sends it must not be retried for ever."""
@@ -221,7 +224,7 @@ class Dispatcher:
         )
         for row in rows:
             row.attempts -= 1
-            await self._alert_dead(s, row, why, now)
+            await self._alert_dead(s, row, why)
 
     def _render(
         self, rows: list[OutboxMessage]
@@ -252,7 +255,7 @@ class Dispatcher:
             async with self.db.transaction(write=True) as s:
                 changed = await s.exec(update(OUTBOX).where(*ours).values(**values))
                 if changed.rowcount:
-                    await self._alert_dead(s, row, values["last_error"], now)
+                    await self._alert_dead(s, row, values["last_error"])
             return
         async with self.db.connection(write=True) as conn:  # the common case, kept light
             changed = await conn.execute(update(OUTBOX).where(*ours).values(**values))
@@ -345,7 +348,7 @@ class Dispatcher:
         base = min(self.policy.max_retry, self.policy.first_retry * 2 ** (row.attempts - 1))
         return timedelta(seconds=base * self.rng.uniform(0.75, 1.25))
 
-    async def _alert_dead(self, s: Any, row: OutboxMessage, error: str, now: datetime) -> None:
+    async def _alert_dead(self, s: Any, row: OutboxMessage, error: str) -> None:
         """Tell staff a notice is dead — each time it dies, also after ``outbox retry`` — except
         when the dead notice is itself such an alert: that is only logged, so a Slack that
         refuses alerts cannot make them multiply."""
@@ -384,7 +387,7 @@ class Dispatcher:
             factory_id=row.factory_id,
         )
         if alert is not None:
-            await self._enqueue(s, alert, now)
+            await self.services.enqueue(s, [alert])
 
     # --- channels ---------------------------------------------------------------------------
 
@@ -448,17 +451,11 @@ class Dispatcher:
                     },
                 )
                 if notice is not None:
-                    await self._enqueue(s, notice, now)
+                    await self.services.enqueue(s, [notice])
 
     def _country(self, row: OutboxMessage) -> Any:
         code = (row.payload.get("country") or {}).get("code")
         return self.config.countries.get(code) if code else None
-
-    async def _enqueue(self, s: Any, notice: notices.Notice, now: datetime) -> None:
-        if await queries.add_notices(
-            s, [notices.outbox_row(notice, now, self.settings.mail_domain)]
-        ):
-            self._wake.set()
 
 
 def _wait(result: Result) -> float:

@@ -247,46 +247,53 @@ class SmtpTransport:
         return client
 
     async def _send_one(self, number: int, row: OutboxMessage, message: Message) -> Result:
-        for attempt in (1, 2):  # a connection the server closed while idle is reopened once
-            client = await self._client(number)
-            try:
-                refused, reply = await client.send_message(
-                    message, sender=_envelope_sender(message), recipients=list(row.addresses)
-                )
-            except aiosmtplib.SMTPServerDisconnected as exc:
-                self._clients[number] = None
-                if attempt == 1:
-                    continue
-                return Result(Outcome.RETRY, error=f"connection lost: {_brief(exc)}")
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                codes = [r.code for r in exc.recipients]
-                text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-                permanent = all(500 <= c < 600 for c in codes)
-                return Result(Outcome.DEAD if permanent else Outcome.RETRY, error=text)
-            except aiosmtplib.SMTPTimeoutError as exc:
-                # the outcome is unknown (e.g. after the final "."): retrying may duplicate the
-                # message, but its Message-ID is the same, so receivers can tell
-                self._clients[number] = None
-                return Result(Outcome.RETRY, error=f"timed out: {_brief(exc)}")
-            except aiosmtplib.SMTPResponseException as exc:
-                outcome = Outcome.DEAD if 500 <= exc.code < 600 else Outcome.RETRY
-                await _reset(client)
-                return Result(outcome, error=f"{exc.code} {exc.message}")
-            except aiosmtplib.SMTPException as exc:
-                self._clients[number] = None
-                return Result(Outcome.RETRY, error=_brief(exc))
-            if refused:  # some recipients took it, others did not
-                accepted = tuple(a for a in row.addresses if a not in refused)
-                text = "; ".join(f"{a}: {r.code} {r.message}" for a, r in refused.items())
-                permanent = all(500 <= r.code < 600 for r in refused.values())
-                return Result(
-                    Outcome.DEAD if permanent else Outcome.RETRY,
-                    reply=reply,
-                    error=text,
-                    accepted=accepted,
-                )
-            return Result(Outcome.SENT, reply=reply)
-        return Result(Outcome.RETRY, error="connection lost")  # pragma: no cover
+        try:
+            return await self._transaction(number, row, message)
+        except aiosmtplib.SMTPServerDisconnected:  # closed by the server while idle: reopen once
+            self._clients[number] = None
+        try:
+            return await self._transaction(number, row, message)
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            self._clients[number] = None
+            return Result(Outcome.RETRY, error=f"connection lost: {_brief(exc)}")
+
+    async def _transaction(self, number: int, row: OutboxMessage, message: Message) -> Result:
+        """One message over lane ``number``'s connection; a lost connection is raised."""
+        client = await self._client(number)
+        try:
+            refused, reply = await client.send_message(
+                message, sender=_envelope_sender(message), recipients=list(row.addresses)
+            )
+        except aiosmtplib.SMTPServerDisconnected:
+            raise
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            permanent = all(500 <= c < 600 for c in codes)
+            return Result(Outcome.DEAD if permanent else Outcome.RETRY, error=text)
+        except aiosmtplib.SMTPTimeoutError as exc:
+            # the outcome is unknown (e.g. after the final "."): retrying may duplicate the
+            # message, but its Message-ID is the same, so receivers can tell
+            self._clients[number] = None
+            return Result(Outcome.RETRY, error=f"timed out: {_brief(exc)}")
+        except aiosmtplib.SMTPResponseException as exc:
+            outcome = Outcome.DEAD if 500 <= exc.code < 600 else Outcome.RETRY
+            await _reset(client)
+            return Result(outcome, error=f"{exc.code} {exc.message}")
+        except aiosmtplib.SMTPException as exc:
+            self._clients[number] = None
+            return Result(Outcome.RETRY, error=_brief(exc))
+        if refused:  # some recipients took it, others did not
+            accepted = tuple(a for a in row.addresses if a not in refused)
+            text = "; ".join(f"{a}: {r.code} {r.message}" for a, r in refused.items())
+            permanent = all(500 <= r.code < 600 for r in refused.values())
+            return Result(
+                Outcome.DEAD if permanent else Outcome.RETRY,
+                reply=reply,
+                error=text,
+                accepted=accepted,
+            )
+        return Result(Outcome.SENT, reply=reply)
 
     async def close(self) -> None:
         for i, client in enumerate(self._clients):

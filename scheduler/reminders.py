@@ -154,6 +154,13 @@ def _id(subject: str) -> int:
     return int(subject.split(":")[1])
 
 
+async def _again(s: AsyncSession, row: Reminder, interval: timedelta, now: datetime) -> None:
+    """Schedule the next occurrence of a repeating reminder: ``interval`` after this one was
+    due, or after now if that is already past (a reminder sent late does not bunch up)."""
+    due = max(row.due_at + interval, now + interval)
+    await queries.add_reminders(s, [reminder(row.kind, row.subject, due, now)])
+
+
 async def _buyer_call(
     runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
 ) -> str | None:
@@ -283,10 +290,7 @@ async def _readmission_review(
             else None,
         },
     )
-    interval = timedelta(days=runner.services.settings.readmission_reminder_days)
-    await queries.add_reminders(
-        s, [reminder(row.kind, row.subject, max(row.due_at + interval, now + interval), now)]
-    )
+    await _again(s, row, timedelta(days=runner.services.settings.readmission_reminder_days), now)
     return None
 
 
@@ -330,10 +334,7 @@ async def _stakeholder_meeting(
             "buyers": [b.name for b in buyers],
         },
     )
-    week = timedelta(days=7)
-    await queries.add_reminders(
-        s, [reminder(row.kind, row.subject, max(row.due_at + week, now + week), now)]
-    )
+    await _again(s, row, timedelta(days=7), now)
     return None
 
 

@@ -316,3 +316,45 @@ async def test_dispatchers_pausing_a_channel_at_once_count_every_failure(
             email = await s.get(DeliveryChannel, "email")
             failures = email.failures if email else 0
         assert failures == 3 * round_
+
+
+class ClosedWhileIdle(SmtpTransport):
+    """The first ``drops`` sends find their connection closed by the server."""
+
+    def __init__(self, smtp: SmtpServer, drops: int) -> None:
+        super().__init__(SmtpSettings.from_url(smtp.url), connections=1)
+        self.drops = drops
+
+    async def _client(self, number: int) -> aiosmtplib.SMTP:
+        client = await super()._client(number)
+        if self.drops > 0:
+            self.drops -= 1
+
+            async def closed(*args: Any, **kwargs: Any) -> Any:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+
+            client.send_message = closed  # type: ignore[method-assign]
+        return client
+
+
+async def test_a_connection_closed_while_idle_is_reopened_once(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await drain(dispatcher(services, clock, ClosedWhileIdle(smtp, drops=1)))
+    assert {(r.status, r.attempts) for r in await outbox(services) if r.channel == "email"} == {
+        ("sent", 1)
+    }
+    assert len(smtp.received) == 3
+
+
+async def test_a_connection_lost_again_after_reopening_is_retried_later(
+    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+) -> None:
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(services, clock, ClosedWhileIdle(smtp, drops=2))
+    await d.run_once()
+    first = next(r for r in await outbox(services) if r.channel == "email" and r.status != "sent")
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert "connection lost" in (first.last_error or "")
+    assert len(smtp.received) == 2  # the other two went out over a fresh connection
