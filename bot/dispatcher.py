@@ -28,7 +28,7 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -149,21 +149,23 @@ class Dispatcher:
             claimed += len(rows)
             ready, broken = self._render(rows)
             batch = _Batch(self, channel, ready)
-            stop = asyncio.Event()
-            keeper = asyncio.create_task(self._keep_claim(batch, stop))
-            try:
-                if ready:
-                    await transport.send(ready, batch.done)
-            except ChannelDown as exc:
-                await self._pause(channel, exc, batch.unfinished())
-            except Exception as exc:  # a bug, or a failure no transport foresaw
-                log.exception("delivering %s notices failed; the rest are retried", channel)
-                error = f"delivery failed: {type(exc).__name__}: {exc}"
+            failure: Exception | None = None
+            async with self._claim_kept(batch):
+                try:
+                    if ready:
+                        await transport.send(ready, batch.done)
+                except Exception as exc:
+                    failure = exc
+            # the claim is no longer renewed: what is left is given back
+            if isinstance(failure, ChannelDown):
+                await self._pause(channel, failure, batch.unfinished())
+            elif failure is not None:  # a bug, or a failure no transport foresaw
+                log.error(
+                    "delivering %s notices failed; the rest are retried", channel, exc_info=failure
+                )
+                error = f"delivery failed: {type(failure).__name__}: {failure}"
                 for row in batch.unfinished():
                     await self._record(row, Result(Outcome.RETRY, error=error), channel)
-            finally:
-                stop.set()
-                await keeper
             for row, error in broken:
                 await self._record(row, Result(Outcome.DEAD, error=error), channel)
         return claimed
@@ -267,6 +269,18 @@ class Dispatcher:
                 )
         if not changed.rowcount:
             log.warning("notice %s was taken over by another dispatcher", row.id)
+
+    @contextlib.asynccontextmanager
+    async def _claim_kept(self, batch: _Batch) -> AsyncIterator[None]:
+        """Renew the claim on the batch while the block runs (stopped, and any renewal under
+        way finished, when it ends)."""
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_claim(batch, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await keeper
 
     async def _keep_claim(self, batch: _Batch, stop: asyncio.Event) -> None:
         """While a batch is being delivered, renew the lease of its notices not yet recorded,
