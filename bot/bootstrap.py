@@ -37,17 +37,20 @@ class Bot:
 async def bootstrap(
     settings: Settings | None = None, *, upgrade: bool = True, clock: Clock = utcnow
 ) -> Bot:
-    """Everything wired together; the schema is migrated first unless ``upgrade`` is False."""
+    """Everything wired together. Unless ``upgrade`` is False, the schema is migrated first and
+    the stored snapshots re-evaluated for any country whose rules changed since the last start."""
     settings = settings or load_settings()
     config = load_config(settings)
     db = Database(settings.database_url.get_secret_value())
+    services = Services(db, config, settings, clock)
     try:
         if upgrade:
             await migrate.upgrade(db)
+            # rules changed in PNC_CONFIG since the last start: bring the snapshots in line
+            await services.refresh_rules()
     except BaseException:
         await db.dispose()
         raise
-    services = Services(db, config, settings, clock)
     return Bot(settings, config, db, services, Importer(services))
 
 

@@ -105,12 +105,15 @@ async def _with_bot(use: Callable[[Bot], Awaitable[T]]) -> T:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the database migrations (the bot also does this when it starts)."""
+    """Apply the database migrations and re-evaluate factories whose country's rules changed
+    (the bot also does this when it starts)."""
 
     async def work() -> str | None:
         bot = await bootstrap(upgrade=False)
         try:
-            return await migrate.upgrade(bot.db)
+            revision = await migrate.upgrade(bot.db)
+            await bot.services.refresh_rules()
+            return revision
         finally:
             await bot.aclose()
 

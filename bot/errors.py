@@ -124,7 +124,8 @@ class UnknownIssueCodes(InvalidInput):
         )
         super().__init__(
             f"{', '.join(parts)} {noun} in {country}.",
-            f"List the codes with `issues {country}`; use `none` for an assessment with no "
+            f"List the codes with `/pnc issues {country}` (`pnc-bot issues {country}` on the "
+            f"command line); use `none` for an assessment with no "
             "non-compliant public-reporting issues.",
         )
 

@@ -303,7 +303,7 @@ class Reminder(SQLModel, table=True):
     #: what it is about: "call:7", "readmission:3", "follow_up:2", "factory:VN-1001"
     subject: str = Field(max_length=100)
     due_at: datetime = Field(sa_column=_when())
-    #: pending | done | cancelled | skipped
+    #: pending | done | cancelled | skipped | failed (its handler raised; staff were told)
     status: str = Field(default="pending", max_length=10)
     created_at: datetime = Field(sa_column=_when())
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from bot.bootstrap import bootstrap
 from bot.countries import load_config
 from bot.render import render_slack
 from bot.services import Services
@@ -130,3 +131,24 @@ async def test_covering_a_country_evaluates_its_factories(
     assert [(f.factory_id, f.label) for f in (await again.watch_list()).factories] == [
         ("KH-1", "At risk (2 of 3)")
     ]
+
+
+async def test_the_bot_brings_its_snapshots_in_line_with_changed_rules_when_it_starts(
+    db: Database, settings: Settings, clock: FrozenClock, services: Services, tmp_path: Path
+) -> None:
+    await services.refresh_rules()
+    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", THREE)
+    path = tmp_path / "pnc.toml"
+    path.write_text("[countries.VN]\nthreshold = 3\n", encoding="utf-8")
+    bot = await bootstrap(settings.model_copy(update={"config_path": path}), clock=clock)
+    try:
+        watched = (await bot.services.watch_list()).factories
+        assert [(f.factory_id, f.label) for f in watched] == [("VN-1", "At risk (1 of 3)")]
+    finally:
+        await bot.aclose()
+    bot = await bootstrap(settings, upgrade=False, clock=clock)  # a tool that only reads
+    try:
+        assert [f.factory_id for f in (await bot.services.watch_list()).factories] == ["VN-1"]
+    finally:
+        await bot.aclose()
