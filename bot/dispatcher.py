@@ -44,6 +44,7 @@ from bot.services import Clock, Services
 from bot.settings import Settings
 from bot.transports import ChannelDown, Outcome, Result, Transport
 from handlers import blocks
+from store import queries
 from store.db import Database
 from store.models import DeliveryChannel, OutboxMessage
 
@@ -203,7 +204,35 @@ class Dispatcher:
             if spent:
                 await self._give_up(s, spent)
                 rows = [r for r in rows if r not in spent]
+            withdrawn = await self._withdrawn(s, rows)
+            if withdrawn:
+                rows = [r for r in rows if r not in withdrawn]
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id or 0))
+
+    async def _withdrawn(self, s: Any, rows: list[Any]) -> list[Any]:
+        """Cancel, and return, the claimed notices whose event the history no longer supports.
+
+        A correction cancels the notices of such events that wait, but one in flight then
+        cannot be recalled (it counts as told); if that attempt failed or the channel was
+        paused, it comes back here and must not be tried again. One query per batch."""
+        events = {r.event_id for r in rows if r.event_id is not None}
+        if not events:
+            return []
+        gone = await queries.unsupported_events(s, events)
+        withdrawn = [r for r in rows if r.event_id in gone]
+        if withdrawn:
+            await s.exec(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r.id for r in withdrawn]))
+                .values(
+                    status="cancelled",
+                    attempts=OUTBOX.c.attempts - 1,
+                    lease_until=None,
+                    claimed_by=None,
+                    last_error=queries.UNSUPPORTED,
+                )
+            )
+        return withdrawn
 
     async def _give_up(self, s: Any, rows: list[Any]) -> None:
         """Dead-letter claims taken over after their lease expired on the last attempt: each

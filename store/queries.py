@@ -378,6 +378,18 @@ async def cancel_unsent_notices(session: AsyncSession, event_ids: Sequence[int])
     return await told_events(session, event_ids)
 
 
+async def unsupported_events(session: AsyncSession, event_ids: Iterable[int]) -> set[int]:
+    """Those of these events the history no longer supports."""
+    e = PncEvent.__table__  # type: ignore[attr-defined]
+    found: set[int] = set()
+    for part in chunks(list(event_ids)):
+        rows = await session.exec(
+            select(e.c.id).where(e.c.id.in_(part), e.c.unsupported_at.is_not(None))
+        )
+        found |= set(rows.scalars().all())
+    return found
+
+
 async def told_events(session: AsyncSession, event_ids: Sequence[int]) -> set[int]:
     """The events of which a notice reached someone, or may be reaching them now."""
     o = OutboxMessage.__table__  # type: ignore[attr-defined]

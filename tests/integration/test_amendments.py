@@ -4,6 +4,7 @@ as told, and what an event the history supports again leaves to do (SQLite and P
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from sqlalchemy import select, update
 from bot.errors import InvalidDate, StateConflict
 from bot.readmission import Readmissions
 from bot.services import Services
+from bot.transports import FileTransport
 from scheduler.reminders import ReminderRunner
 from store.models import AuditEntry, FollowUp, OutboxMessage, PncEvent, Reminder
+from store.queries import UNSUPPORTED
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
+from tests.integration.helpers import dispatcher, drain
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
 FAIL5 = "CO-01,CO-02,OS-01,WT-01,WT-02"
@@ -257,3 +261,25 @@ async def test_a_meeting_in_the_future_is_refused_in_the_words_of_a_meeting(
         "The meeting date 2026-12-01 is in the future. "
         "Give the day the meeting took place (today is 2026-11-20)."
     )
+
+
+async def test_a_notice_being_sent_when_its_event_lost_support_is_not_retried(
+    services: Services, registry: None, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """It could not be recalled while in flight; once that attempt fails, it is not tried again."""
+    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await set_outbox(services, status="sending", attempts=1, claimed_by="d1")
+    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    assert len(outcome.contradicted) == 1
+    # the attempt in flight failed (451): the dispatcher put the rows back to wait for a retry
+    async with services.db.transaction(write=True) as s:
+        await s.exec(
+            update(OutboxMessage)
+            .where(OutboxMessage.event_id.is_not(None))  # type: ignore[union-attr]
+            .values(status="pending", claimed_by=None, next_attempt_at=clock(), last_error="451")
+        )
+    outbox = tmp_path / "outbox"
+    await drain(dispatcher(services, clock, FileTransport(outbox)))
+    emails = [r for r in await rows(services) if r.event_id is not None and r.channel == "email"]
+    assert {(r.status, r.attempts, r.last_error) for r in emails} == {("cancelled", 1, UNSUPPORTED)}
+    assert not list(outbox.glob("*.eml"))  # no email went out
