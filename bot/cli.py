@@ -156,9 +156,12 @@ def import_(
         sent = "to be notified" if report.notify else "recorded without notices"
         line += f" {report.events} events {sent}."
         if report.contradicted:
+            shown = ", ".join(report.to_review[:10])
+            more = report.contradicted - min(report.contradicted, 10)
             line += (
                 f" The history of {report.contradicted} factories changed under events already"
-                " notified: staff must review them (see `pnc-bot status`)."
+                f" notified: staff must review them (`pnc-bot status ID`): {shown}"
+                + (f" and {more} more." if more else ".")
             )
     typer.echo(line)
 

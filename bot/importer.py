@@ -50,8 +50,10 @@ class ImportReport:
     unchanged: int = 0
     #: events the imported history gave rise to
     events: int = 0
-    #: events held for staff review because the history changed under notified ones
+    #: factories whose history changed under notified events: their new events are held
     contradicted: int = 0
+    #: those factories' ids, for staff to review
+    to_review: tuple[str, ...] = ()
     notify: bool = False
 
 
@@ -412,7 +414,7 @@ class Importer:
                 s, affected, Notice.DUE if notify else Notice.SUPPRESSED, histories
             )
             events = sum(len(r.new_events) for r in results.values())
-            contradicted = sum(1 for r in results.values() if r.contradicted)
+            to_review = tuple(sorted(f for f, r in results.items() if r.contradicted))
             self._audit(
                 s, actor, "assessments", file, len(rows), n, 0, events=events, notify=notify
             )
@@ -424,7 +426,8 @@ class Importer:
             0,
             unchanged,
             events=events,
-            contradicted=contradicted,
+            contradicted=len(to_review),
+            to_review=to_review,
             notify=notify,
         )
 

@@ -191,3 +191,24 @@ def test_serve_logs_at_info_unless_a_level_is_given(tmp_path: Path) -> None:
     for quiet in (("--log-level", "error", *serve), (*serve, "--log-level", "error")):
         log = served_log(tmp_path, *quiet)
         assert "INFO" not in log and "WARNING" not in log, (quiet, log)
+
+
+def test_an_import_under_notified_events_names_the_factories_to_review(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    env = {**env, "PNC_OUTBOX_DIR": str(tmp_path / "outbox")}
+    factories = tmp_path / "factories.csv"
+    factories.write_text("factory_id,name,country,emails\nVN-7,Hue Sewing,VN,a@hue.example\n")
+    failing = tmp_path / "failing.csv"
+    failing.write_text(
+        "factory_id,assessed_on,nc_issues\n"
+        "VN-7,2024-01-10,CO-01;CO-02;OS-01;WT-01\nVN-7,2025-01-10,CO-01;CO-02;OS-01;WT-01\n"
+    )
+    late = tmp_path / "late.csv"
+    late.write_text("factory_id,assessed_on,nc_issues\nVN-7,2024-06-01,none\n")
+    run("import", "factories", str(factories), cwd=tmp_path, env=env)
+    run("import", "assessments", str(failing), "--notify", cwd=tmp_path, env=env)
+    run("outbox", "send", cwd=tmp_path, env=env)  # the warnings reach the factory
+    out = run("import", "assessments", str(late), cwd=tmp_path, env=env).stdout
+    assert "The history of 1 factories changed under events already notified" in out
+    assert "staff must review them (`pnc-bot status ID`): VN-7." in out

@@ -210,6 +210,7 @@ async def test_a_late_import_under_notified_events_is_flagged(
     body = "factory_id,assessed_on,nc_issues\nVN-7,2024-06-01,none\n"
     report = await importer.run("assessments", csv_file(tmp_path, "late.csv", body), MANAGER)
     assert (report.added, report.contradicted) == (1, 1)
+    assert report.to_review == ("VN-7",)
     assert (await services.status("VN-7")).label == "At risk (1 of 3)"
 
 
