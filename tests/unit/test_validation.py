@@ -391,7 +391,7 @@ def test_issue_codes_refusal_names_the_codes_and_tells_how_to_list_them() -> Non
     rendered = refusal(exc_info)
     assert "`C0-02`" in rendered
     assert "did you mean `CO-02`" in rendered
-    assert "`issues VN`" in rendered
+    assert "`/pnc issues VN`" in rendered and "`pnc-bot issues VN`" in rendered
     assert "`none`" in rendered
 
 
