@@ -55,7 +55,9 @@ async def load_database(path: Path, factories: int, assessments: int) -> list[st
     db = Database(url)
     await migrate.upgrade(db)
     settings = Settings(database_url=url)
-    importer = Importer(Services(db, load_config(settings), settings))
+    services = Services(db, load_config(settings), settings)
+    await services.refresh_rules()  # as every start of the CLI does: the rules are recorded
+    importer = Importer(services)
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
         await importer.run(kind, paths[kind], operator())
     await db.dispose()

@@ -636,7 +636,9 @@ class Services:
                 return {}
             ids = await queries.factory_ids_in(s, changed)
             facts = await queries.factory_facts(s, ids, lock=True)
-            results = await self.reevaluate(s, ids, Notice.HELD, alerts=False) if ids else {}
+            results: dict[str, Reevaluation] = {}
+            for part in bulk.chunks(ids, _REEVALUATED_AT_ONCE):  # histories in memory a part at a time
+                results |= await self.reevaluate(s, part, Notice.HELD, alerts=False)
             done: dict[str, int] = {}
             for code in changed:
                 mine = [fid for fid in ids if facts[fid].country == code]
@@ -1201,6 +1203,8 @@ def _rules_context(rules: policy.Rules) -> dict[str, Any]:
 
 #: how many factories and events a rules-changed alert names before "and N more"
 _LISTED = 20
+#: factories re-evaluated together when the rules change (bounds the histories held in memory)
+_REEVALUATED_AT_ONCE = 1000
 
 
 def _rules_summary(
