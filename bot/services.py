@@ -637,7 +637,7 @@ class Services:
             ids = await queries.factory_ids_in(s, changed)
             facts = await queries.factory_facts(s, ids, lock=True)
             results: dict[str, Reevaluation] = {}
-            for part in bulk.chunks(ids, _REEVALUATED_AT_ONCE):  # histories in memory a part at a time
+            for part in bulk.chunks(ids, _REEVALUATED_AT_ONCE):
                 results |= await self.reevaluate(s, part, Notice.HELD, alerts=False)
             done: dict[str, int] = {}
             for code in changed:
