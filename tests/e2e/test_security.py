@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
 import hashlib
 import hmac
 import json
@@ -16,8 +15,6 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -36,13 +33,14 @@ from bot.roles import PERMISSIONS, Actor, RoleLevel
 from bot.schedule import Calls
 from bot.services import Services
 from bot.settings import Settings
-from bot.transports import SMTP_POLICY, FileTransport, SlackTransport
+from bot.transports import FileTransport, SlackTransport
 from handlers.parse import parse
 from store.db import Database
 from store.models import AuditEntry, OutboxMessage
 from tests.conftest import EXAMPLES
 from tests.e2e.conftest import BOT_TOKEN, FakeSlack, Reply, SlackClient
 from tests.e2e.test_cli import PNC_BOT, environment
+from tests.emails import parsed
 from tests.fakes import SmtpServer, free_port
 
 #: the manager from the start (PNC_ADMINS). Not U0ADMIN: here `<@U0ADMIN>` is only ever hostile
@@ -476,14 +474,7 @@ async def emails_of(services: Services, factory_id: str) -> list[Any]:
             OutboxMessage.factory_id == factory_id, OutboxMessage.channel == "email"
         )
         rows = (await s.exec(stmt)).scalars().all()  # type: ignore[call-overload]
-    return [(row, received(mail.build(row, services.settings))) for row in rows]
-
-
-def received(message: Message) -> EmailMessage:
-    """The message parsed back from the bytes the transports send."""
-    result = email.message_from_bytes(message.as_bytes(policy=SMTP_POLICY), policy=policy.default)
-    assert isinstance(result, EmailMessage)
-    return result
+    return [(row, parsed(mail.build(row, services.settings))) for row in rows]
 
 
 HTML_NAME = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"

@@ -9,13 +9,10 @@ with ``bot.mail.render`` / ``bot.mail.build`` and alerts with ``bot.render.rende
 from __future__ import annotations
 
 import dataclasses
-import email
 import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from email import policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -26,7 +23,7 @@ from bot.countries import load_config
 from bot.notices import Notice, Party
 from bot.render import render_slack, slack_environment
 from bot.settings import Settings
-from store.models import OutboxMessage
+from tests.emails import parsed, row_for
 
 SETTINGS = Settings(
     database_url="sqlite+aiosqlite:///x.db",
@@ -238,34 +235,6 @@ def all_emails() -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
 
 
 ALL_EMAILS = [pytest.param(k, r, v, id=f"{k}-{r}-{name}") for k, r, name, v in all_emails()]
-
-
-def row_for(notice: Notice, domain: str = "betterwork.example") -> OutboxMessage:
-    return OutboxMessage(
-        key=notice.key,
-        kind=notice.kind,
-        channel="email",
-        recipient_type=notice.recipient_type,
-        recipient_id=notice.recipient_id,
-        recipient_name=notice.recipient_name,
-        addresses=list(notice.addresses),
-        delivered_to=[],
-        language=notice.language,
-        factory_id=notice.factory_id,
-        payload=notice.payload,
-        message_id=notice.message_id(domain),
-        status="pending",
-        attempts=0,
-        next_attempt_at=NOW,
-        created_at=NOW,
-    )
-
-
-def parsed(message: EmailMessage) -> EmailMessage:
-    """The message as a receiving mail client sees it."""
-    result = email.message_from_bytes(message.as_bytes(), policy=policy.default)
-    assert isinstance(result, EmailMessage)
-    return result
 
 
 # --- the content of each email ------------------------------------------------------------------

@@ -13,14 +13,11 @@ call handler); emails are rendered with ``bot.mail.render`` / ``bot.mail.build``
 from __future__ import annotations
 
 import dataclasses
-import email
 import html
 import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from email import policy as email_policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -31,7 +28,7 @@ from bot.countries import load_config
 from bot.notices import Notice, Party
 from bot.render import render_slack, slack_environment
 from bot.settings import Settings
-from store.models import OutboxMessage
+from tests.emails import parsed, row_for
 
 SETTINGS = Settings(
     database_url="sqlite+aiosqlite:///x.db",
@@ -261,33 +258,6 @@ def shown_date(iso: str, language: str) -> str:
 def unmentioned(out: str) -> str:
     """A Slack message without the mentions the bot made itself."""
     return out.replace(MENTION, "")
-
-
-def row_for(notice: Notice, domain: str = "betterwork.example") -> OutboxMessage:
-    return OutboxMessage(
-        key=notice.key,
-        kind=notice.kind,
-        channel="email",
-        recipient_type=notice.recipient_type,
-        recipient_id=notice.recipient_id,
-        recipient_name=notice.recipient_name,
-        addresses=list(notice.addresses),
-        delivered_to=[],
-        language=notice.language,
-        factory_id=notice.factory_id,
-        payload=notice.payload,
-        message_id=notice.message_id(domain),
-        status="pending",
-        attempts=0,
-        next_attempt_at=NOW,
-        created_at=NOW,
-    )
-
-
-def parsed(message: EmailMessage) -> EmailMessage:
-    result = email.message_from_bytes(message.as_bytes(), policy=email_policy.default)
-    assert isinstance(result, EmailMessage)
-    return result
 
 
 def all_emails() -> Iterator[Any]:
