@@ -28,9 +28,11 @@ from bot.countries import load_config
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
 from bot.transports import SmtpSettings, SmtpTransport
-from store import migrate, queries
+from bot.usecases.core import Core
+from bot.vocabulary import Channel
+from store import migrate
 from store.db import Database
-from store.models import OutboxMessage
+from store.outbox import Claimed, add_notices
 from tests.fakes import SmtpServer
 
 
@@ -53,7 +55,7 @@ def sample_notices(settings: Settings, count: int) -> list[notices.Notice]:
             country,
             [],
         )
-        planned += [r for r in rows if r.channel == notices.EMAIL]
+        planned += [r for r in rows if r.channel == Channel.EMAIL]
     return planned
 
 
@@ -63,7 +65,7 @@ async def baseline(smtp: SmtpServer, settings: Settings, count: int) -> float:
     domain = settings.mail_domain
     messages = []
     for notice in sample_notices(settings, count):
-        row = OutboxMessage(**notices.outbox_row(notice, now, domain))
+        row = Claimed.of(notices.outbox_row(notice, now, domain))
         messages.append(mail.build(row, settings))
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
     await client.connect()
@@ -81,7 +83,7 @@ async def dispatcher(smtp: SmtpServer, settings: Settings, folder: Path, count: 
     await migrate.upgrade(db)
     now = datetime.now(UTC)
     async with db.transaction(write=True) as s:
-        await queries.add_notices(
+        await add_notices(
             s,
             [
                 notices.outbox_row(n, now, settings.mail_domain)
@@ -89,7 +91,7 @@ async def dispatcher(smtp: SmtpServer, settings: Settings, folder: Path, count: 
             ],
         )
     transport = SmtpTransport(SmtpSettings.from_url(smtp.url))
-    d = Dispatcher(db, settings, load_config(settings), [transport], lambda: datetime.now(UTC))
+    d = Dispatcher.for_core(Core(db, load_config(settings), settings), [transport])
     started = time.perf_counter()
     sent = 0
     while claimed := await d.run_once():

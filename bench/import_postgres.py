@@ -26,10 +26,10 @@ from sqlalchemy.engine import make_url
 
 from bench.generate import generate
 from bot.countries import load_config
-from bot.importer import Importer
 from bot.roles import operator
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases import imports
+from bot.usecases.core import Core
 from store import migrate
 from store.db import Database
 
@@ -114,10 +114,10 @@ async def pnc_bot(paths: dict[str, Path], database: str) -> float:
     db = Database(url)
     await migrate.upgrade(db)  # schema creation is not timed, as for the baseline
     settings = Settings(database_url=url.render_as_string(hide_password=False), config_path=None)
-    importer = Importer(Services(db, load_config(settings), settings))
+    core = Core(db, load_config(settings), settings)
     started = time.perf_counter()
-    await importer.run("factories", paths["factories"], operator())
-    await importer.run("assessments", paths["assessments"], operator())
+    await imports.run(core, "factories", paths["factories"], operator())
+    await imports.run(core, "assessments", paths["assessments"], operator())
     elapsed = time.perf_counter() - started
     await db.dispose()
     return elapsed

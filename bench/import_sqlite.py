@@ -21,10 +21,10 @@ from pathlib import Path
 
 from bench.generate import generate
 from bot.countries import load_config
-from bot.importer import Importer
 from bot.roles import operator
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases import imports
+from bot.usecases.core import Core
 from store import migrate
 from store.db import Database
 
@@ -71,11 +71,11 @@ async def pnc_bot(paths: dict[str, Path], db_file: Path) -> float:
     db = Database(url)
     await migrate.upgrade(db)  # schema creation is not timed, as for the baseline
     settings = Settings(database_url=url)
-    importer = Importer(Services(db, load_config(settings), settings))
+    core = Core(db, load_config(settings), settings)
     actor = operator()
     start = time.perf_counter()
-    await importer.run("factories", paths["factories"], actor)
-    await importer.run("assessments", paths["assessments"], actor)
+    await imports.run(core, "factories", paths["factories"], actor)
+    await imports.run(core, "assessments", paths["assessments"], actor)
     elapsed = time.perf_counter() - start
     await db.dispose()
     return elapsed

@@ -32,10 +32,10 @@ from slack_sdk.signature import SignatureVerifier
 
 from bench.generate import generate
 from bot.countries import load_config
-from bot.importer import Importer
 from bot.roles import operator
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases import imports, rules
+from bot.usecases.core import Core
 from store import migrate
 from store.db import Database
 
@@ -55,11 +55,10 @@ async def load_database(path: Path, factories: int, assessments: int) -> list[st
     db = Database(url)
     await migrate.upgrade(db)
     settings = Settings(database_url=url)
-    services = Services(db, load_config(settings), settings)
-    await services.refresh_rules()  # as every start of the CLI does: the rules are recorded
-    importer = Importer(services)
+    core = Core(db, load_config(settings), settings)
+    await rules.refresh(core)  # as every start of the CLI does: the rules are recorded
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, paths[kind], operator())
+        await imports.run(core, kind, paths[kind], operator())
     await db.dispose()
     with paths["factories"].open() as f:
         return [line.split(",", 1)[0] for line in f.readlines()[1:]]

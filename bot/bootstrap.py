@@ -1,4 +1,5 @@
-"""The composition root: the one place that builds settings, config, database and services."""
+"""The composition root: the one place that builds settings, config, database, the use cases'
+core and the workers."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import TYPE_CHECKING
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.countries import Config, load_config
-from bot.dispatcher import Dispatcher, Policy
-from bot.importer import Importer
-from bot.services import Clock, Services
+from bot.delivery import RetryPolicy
+from bot.dispatcher import Dispatcher
 from bot.settings import Settings, load_settings
 from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTransport, Transport
+from bot.usecases import rules
+from bot.usecases.core import Clock, Core
 from store import migrate
 from store.db import Database
 from store.models import utcnow
@@ -27,8 +29,7 @@ class Bot:
     settings: Settings
     config: Config
     db: Database
-    services: Services
-    importer: Importer
+    core: Core
 
     async def aclose(self) -> None:
         await self.db.dispose()
@@ -42,16 +43,16 @@ async def bootstrap(
     settings = settings or load_settings()
     config = load_config(settings)
     db = Database(settings.database_url.get_secret_value())
-    services = Services(db, config, settings, clock)
+    core = Core(db, config, settings, clock)
     try:
         if upgrade:
             await migrate.upgrade(db)
             # rules changed in PNC_CONFIG since the last start: bring the snapshots in line
-            await services.refresh_rules()
+            await rules.refresh(core)
     except BaseException:
         await db.dispose()
         raise
-    return Bot(settings, config, db, services, Importer(services))
+    return Bot(settings, config, db, core)
 
 
 def email_transport(settings: Settings) -> Transport:
@@ -68,19 +69,18 @@ def build_dispatcher(
     transports = [email or email_transport(bot.settings)]
     if slack is not None:
         transports.append(SlackTransport(slack))
-    policy = Policy(lease=timedelta(seconds=bot.settings.delivery_lease_seconds))
-    dispatcher = Dispatcher(
-        bot.db, bot.settings, bot.config, transports, bot.services.clock, policy=policy
-    )
-    bot.services.on_notices = dispatcher.wake
+    policy = RetryPolicy(lease=timedelta(seconds=bot.settings.delivery_lease_seconds))
+    dispatcher = Dispatcher.for_core(bot.core, transports, policy=policy)
+    bot.core.wakeups.notices = dispatcher.wake
     return dispatcher
 
 
 def build_background(
     bot: Bot, slack: AsyncWebClient | None, *, email: Transport | None = None
 ) -> Background:
-    """The dispatcher and the reminder runner, with the clock that wakes them."""
+    """The dispatcher and the reminder runner, with the clock that wakes them (imported here:
+    the commands that run no workers need not load APScheduler)."""
     from scheduler.clock import Background
     from scheduler.reminders import ReminderRunner
 
-    return Background(build_dispatcher(bot, slack, email=email), ReminderRunner(bot.services))
+    return Background(build_dispatcher(bot, slack, email=email), ReminderRunner(bot.core))

@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from bot.bootstrap import Bot, bootstrap
 from bot.countries import load_config
 from bot.errors import ConfigError, PncError
-from bot.importer import KINDS
 from bot.render import render_text
 from bot.roles import operator
 from bot.settings import load_settings
+from bot.usecases import imports, outbox_admin, reading, rules
 from store import migrate
 
 T = TypeVar("T")
@@ -44,7 +44,14 @@ outbox_app = typer.Typer(
 )
 app.add_typer(outbox_app, name="outbox")
 
-ImportKind = StrEnum("ImportKind", {k: k for k in KINDS})  # type: ignore[misc]
+
+class ImportKind(StrEnum):
+    """What an import file holds (``bot.csvfile.KINDS``)."""
+
+    factories = "factories"
+    buyers = "buyers"
+    subscriptions = "subscriptions"
+    assessments = "assessments"
 
 
 class LogLevel(StrEnum):
@@ -112,7 +119,7 @@ def db_upgrade() -> None:
         bot = await bootstrap(upgrade=False)
         try:
             revision = await migrate.upgrade(bot.db)
-            await bot.services.refresh_rules()
+            await rules.refresh(bot.core)
             return revision
         finally:
             await bot.aclose()
@@ -142,8 +149,8 @@ def import_(
                     tasks[phase] = bar.add_task(phase, total=total or None)
                 bar.update(tasks[phase], completed=done, total=total or None)
 
-            return await bot.importer.run(
-                kind.value, file, operator(), notify=notify, progress=step
+            return await imports.run(
+                bot.core, kind.value, file, operator(), notify=notify, progress=step
             )
 
     report = _run(lambda: _with_bot(work))
@@ -173,7 +180,7 @@ def status(
     last: Annotated[int, typer.Option(help="How many assessments to show.")] = 5,
 ) -> None:
     """A factory's PNC status, as Slack shows it."""
-    view = _run(lambda: _with_bot(lambda bot: bot.services.status(factory_id)))
+    view = _run(lambda: _with_bot(lambda bot: reading.status(bot.core, factory_id)))
     if as_json:
         typer.echo(json.dumps(view.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -273,7 +280,7 @@ def outbox_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Notices waiting, retrying and dead, and paused channels."""
-    view = _run(lambda: _with_bot(lambda bot: bot.services.outbox(limit=100)))
+    view = _run(lambda: _with_bot(lambda bot: outbox_admin.overview(bot.core, limit=100)))
     if as_json:
         typer.echo(json.dumps(view.to_json(), indent=2))
     else:
@@ -283,7 +290,7 @@ def outbox_list(
 @outbox_app.command("retry")
 def outbox_retry(notice: Annotated[str, typer.Argument(help="The notice's number.")]) -> None:
     """Send a dead or waiting notice again (it is sent by `serve` or `outbox send`)."""
-    line = _run(lambda: _with_bot(lambda bot: bot.services.retry_notice(operator(), notice)))
+    line = _run(lambda: _with_bot(lambda bot: outbox_admin.retry(bot.core, operator(), notice)))
     typer.echo(f"notice #{line.id} ({line.kind} to {line.recipient}) is due again")
 
 

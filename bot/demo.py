@@ -23,6 +23,7 @@ from bot.bootstrap import Bot, bootstrap
 from bot.errors import InvalidInput
 from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
+from bot.usecases import imports
 from handlers.shell import ConsoleSession
 
 STAFF_CHANNEL = "C0PNCSTAFF"
@@ -205,10 +206,10 @@ async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Pat
         examples = resources.files("bot").joinpath("data", "examples")
         for kind in ("factories", "buyers", "subscriptions"):
             with resources.as_file(examples.joinpath(f"{kind}.csv")) as path:
-                await bot.importer.run(kind, path, manager)
+                await imports.run(bot.core, kind, path, manager)
         async with ConsoleSession(bot, write=write, operator=manager) as session:
             number = 0
-            for step in story(bot.services.today()):
+            for step in story(bot.core.today()):
                 if step.say:
                     number += 1
                     write(f"── {number}. {step.say}")

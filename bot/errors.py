@@ -2,12 +2,12 @@
 
 Each says what was wrong (``str(exc)``) and, where it can, what would be right (``exc.hint``).
 Handlers and the CLI render them in one place; nothing has been written when one is raised
-from a service, because services raise before they commit.
+from a use case, because use cases raise before they commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def _quoted(values: Iterable[str]) -> str:
@@ -111,7 +111,7 @@ class UnknownIssueCodes(InvalidInput):
 
     code = "unknown_issue_codes"
 
-    def __init__(self, country: str, unknown: dict[str, Sequence[str]]) -> None:
+    def __init__(self, country: str, unknown: Mapping[str, Sequence[str]]) -> None:
         self.country = country
         self.unknown = {k: tuple(v) for k, v in unknown.items()}
         parts = []

@@ -22,7 +22,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.settings import Settings
-from store.models import OutboxMessage
+from bot.vocabulary import Recipient
+from store.outbox import Claimed
 
 #: languages each notice is written in; a factory in another language gets English
 LANGUAGES = ("vi", "en")
@@ -45,9 +46,9 @@ def environment() -> Environment:
     return env
 
 
-def languages_for(row: OutboxMessage) -> list[str]:
+def languages_for(row: Claimed) -> list[str]:
     """Vietnamese first with English below for a Vietnamese-speaking factory; else English."""
-    if row.recipient_type == "factory" and row.language == "vi":
+    if row.recipient_type == Recipient.FACTORY and row.language == "vi":
         return ["vi", "en"]
     return ["en"]
 
@@ -69,7 +70,7 @@ def render(kind: str, languages: Sequence[str], context: dict[str, Any]) -> tupl
     return subjects[0], text, html
 
 
-def build(row: OutboxMessage, settings: Settings) -> Message:
+def build(row: Claimed, settings: Settings) -> Message:
     """The message for one outbox row, to the addresses still to deliver to.
 
     Assembled with the classic MIME classes: the modern ``EmailMessage`` re-parses every header
@@ -99,6 +100,7 @@ def build(row: OutboxMessage, settings: Settings) -> Message:
 
 
 def _header(value: str) -> str:
+    value = str(value)  # a plain string: a ``StrEnum`` (a notice kind) would not fold
     if "\r" in value or "\n" in value:
         raise ValueError("a header value contains a line break")
     return value if value.isascii() else Header(value, "utf-8").encode()

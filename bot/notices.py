@@ -1,5 +1,5 @@
 """Who is told what (SPEC §3): an event in, the notices it causes out — one per recipient
-organisation and channel, each with a unique idempotency key. Pure: the services write the rows
+organisation and channel, each with a unique idempotency key. Pure: the use cases write the rows
 in the same transaction as the event, the dispatcher delivers them.
 
 A buyer never sees another buyer's addresses or factories: every buyer gets its own message.
@@ -16,24 +16,31 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.countries import Catalogue, Country
+from bot.vocabulary import Channel, NoticeKind, OutboxStatus, Recipient
 
-FACTORY, BUYER, INSPECTORATE, STAFF = "factory", "buyer", "inspectorate", "staff"
-EMAIL, SLACK = "email", "slack"
+FACTORY, BUYER, INSPECTORATE, STAFF = (
+    Recipient.FACTORY,
+    Recipient.BUYER,
+    Recipient.INSPECTORATE,
+    Recipient.STAFF,
+)
 
 #: SPEC §3: who hears of each event
-RECIPIENTS: dict[str, frozenset[str]] = {
-    "at_risk_warning": frozenset({FACTORY, BUYER, STAFF}),
-    "process_stopped": frozenset({FACTORY, BUYER, STAFF}),
-    "pnc_designated": frozenset({FACTORY, BUYER, INSPECTORATE, STAFF}),
-    "readmission_applied": frozenset({FACTORY, STAFF}),
-    "readmission_approved": frozenset({FACTORY, BUYER, STAFF}),
-    "readmission_rejected": frozenset({FACTORY, BUYER, STAFF}),
-    "unannounced_scheduled": frozenset({STAFF}),
+RECIPIENTS: dict[str, frozenset[Recipient]] = {
+    NoticeKind.AT_RISK_WARNING: frozenset({FACTORY, BUYER, STAFF}),
+    NoticeKind.PROCESS_STOPPED: frozenset({FACTORY, BUYER, STAFF}),
+    NoticeKind.PNC_DESIGNATED: frozenset({FACTORY, BUYER, INSPECTORATE, STAFF}),
+    NoticeKind.READMISSION_APPLIED: frozenset({FACTORY, STAFF}),
+    NoticeKind.READMISSION_APPROVED: frozenset({FACTORY, BUYER, STAFF}),
+    NoticeKind.READMISSION_REJECTED: frozenset({FACTORY, BUYER, STAFF}),
+    NoticeKind.UNANNOUNCED_SCHEDULED: frozenset({STAFF}),
 }
 #: facts only staff may see
 STAFF_ONLY = frozenset({"visit_on"})
 #: notice kinds that are urgent for staff
-URGENT = frozenset({"pnc_designated", "delivery_failed", "channel_paused"})
+URGENT = frozenset(
+    {NoticeKind.PNC_DESIGNATED, NoticeKind.DELIVERY_FAILED, NoticeKind.CHANNEL_PAUSED}
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,9 @@ class Notice:
     """One message to plan: the outbox row, without its times and status."""
 
     key: str
-    kind: str
-    channel: str
-    recipient_type: str
+    kind: NoticeKind
+    channel: Channel
+    recipient_type: Recipient
     recipient_id: str
     recipient_name: str
     addresses: tuple[str, ...]
@@ -133,21 +140,21 @@ def plan(
     context = {k: v for k, v in staff_context.items() if k not in STAFF_ONLY}
     notices: list[Notice] = []
     warnings: list[str] = []
+    notice_kind = NoticeKind(kind)
     if FACTORY in who:
         if factory.emails:
-            language = factory.language or country.language
             notices.append(
                 Notice(
-                    f"{event_key}/email/factory",
-                    kind,
-                    EMAIL,
-                    FACTORY,
-                    factory.id,
-                    factory.name,
-                    factory.emails,
-                    language,
-                    factory.id,
-                    {**context, "recipient": FACTORY},
+                    key=f"{event_key}/email/factory",
+                    kind=notice_kind,
+                    channel=Channel.EMAIL,
+                    recipient_type=FACTORY,
+                    recipient_id=factory.id,
+                    recipient_name=factory.name,
+                    addresses=factory.emails,
+                    language=factory.language or country.language,
+                    factory_id=factory.id,
+                    payload={**context, "recipient": FACTORY},
                 )
             )
         else:
@@ -159,32 +166,36 @@ def plan(
                 continue
             notices.append(
                 Notice(
-                    f"{event_key}/email/buyer/{buyer.id}",
-                    kind,
-                    EMAIL,
-                    BUYER,
-                    buyer.id,
-                    buyer.name,
-                    buyer.emails,
-                    "en",
-                    factory.id,
-                    {**context, "recipient": BUYER, "buyer": {"id": buyer.id, "name": buyer.name}},
+                    key=f"{event_key}/email/buyer/{buyer.id}",
+                    kind=notice_kind,
+                    channel=Channel.EMAIL,
+                    recipient_type=BUYER,
+                    recipient_id=buyer.id,
+                    recipient_name=buyer.name,
+                    addresses=buyer.emails,
+                    language="en",
+                    factory_id=factory.id,
+                    payload={
+                        **context,
+                        "recipient": BUYER,
+                        "buyer": {"id": buyer.id, "name": buyer.name},
+                    },
                 )
             )
     if INSPECTORATE in who:
         if country.inspectorate_emails:
             notices.append(
                 Notice(
-                    f"{event_key}/email/inspectorate",
-                    "inspectorate_referral",
-                    EMAIL,
-                    INSPECTORATE,
-                    country.code,
-                    f"Labour Inspectorate ({country.name})",
-                    country.inspectorate_emails,
-                    "en",
-                    factory.id,
-                    {**context, "recipient": INSPECTORATE},
+                    key=f"{event_key}/email/inspectorate",
+                    kind=NoticeKind.INSPECTORATE_REFERRAL,
+                    channel=Channel.EMAIL,
+                    recipient_type=INSPECTORATE,
+                    recipient_id=country.code,
+                    recipient_name=f"Labour Inspectorate ({country.name})",
+                    addresses=country.inspectorate_emails,
+                    language="en",
+                    factory_id=factory.id,
+                    payload={**context, "recipient": INSPECTORATE},
                 )
             )
         else:
@@ -195,19 +206,19 @@ def plan(
     if STAFF in who and country.staff_channel:
         notices.append(
             Notice(
-                f"{event_key}/slack/staff",
-                kind,
-                SLACK,
-                STAFF,
-                country.code,
-                "staff",
-                (country.staff_channel,),
-                "en",
-                factory.id,
-                {
+                key=f"{event_key}/slack/staff",
+                kind=notice_kind,
+                channel=Channel.SLACK,
+                recipient_type=STAFF,
+                recipient_id=country.code,
+                recipient_name="staff",
+                addresses=(country.staff_channel,),
+                language="en",
+                factory_id=factory.id,
+                payload={
                     **staff_context,
                     "recipient": STAFF,
-                    "urgent": kind in URGENT,
+                    "urgent": notice_kind in URGENT,
                     "buyers": [b.name for b in buyers],
                     "warnings": warnings,
                     "managers": list(managers),
@@ -219,7 +230,7 @@ def plan(
 
 def staff_alert(
     key: str,
-    kind: str,
+    kind: NoticeKind,
     country: Country | None,
     channel: str | None,
     context: dict[str, Any],
@@ -230,16 +241,16 @@ def staff_alert(
     if not target:
         return None
     return Notice(
-        key,
-        kind,
-        SLACK,
-        STAFF,
-        country.code if country else "-",
-        "staff",
-        (target,),
-        "en",
-        factory_id,
-        {"event": kind, "urgent": kind in URGENT, "recipient": STAFF, **context},
+        key=key,
+        kind=kind,
+        channel=Channel.SLACK,
+        recipient_type=STAFF,
+        recipient_id=country.code if country else "-",
+        recipient_name="staff",
+        addresses=(target,),
+        language="en",
+        factory_id=factory_id,
+        payload={"event": kind, "urgent": kind in URGENT, "recipient": STAFF, **context},
     )
 
 
@@ -261,7 +272,7 @@ def outbox_row(
         "event_id": event_id,
         "payload": notice.payload,
         "message_id": notice.message_id(domain),
-        "status": "pending",
+        "status": OutboxStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,

@@ -198,7 +198,7 @@ def evaluate(
     applications = list(readmissions)
 
     if not rules.pnc_enabled:
-        found = tuple(
+        uncounted = tuple(
             Verdict(a, False, a.nc_count >= rules.threshold, NotCounted.NOT_COVERED)
             for a in history
         )
@@ -207,7 +207,7 @@ def evaluate(
             0,
             rules.threshold,
             rules.consecutive,
-            found if verdicts else (),
+            uncounted if verdicts else (),
             (),
             ignored_applications=tuple(
                 r.id for r in sorted(applications, key=lambda r: (r.applied_on, r.id))

@@ -75,3 +75,42 @@ def text_environment() -> Environment:
 
 def render_text(name: str, **context: Any) -> str:
     return text_environment().get_template(name).render(**context)
+
+
+# --- Slack messages ---------------------------------------------------------------------------
+
+SECTION_LIMIT = 3000  # characters of text in one section block
+BLOCK_LIMIT = 50  # blocks in one message
+
+
+def sections(text: str) -> list[dict[str, Any]]:
+    """mrkdwn text as section blocks, one per paragraph, within Slack's limits."""
+    blocks: list[dict[str, Any]] = []
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        while paragraph:
+            part, paragraph = _cut(paragraph)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
+    if len(blocks) > BLOCK_LIMIT:
+        blocks = [*blocks[: BLOCK_LIMIT - 1], _context("… (shortened: too long for Slack)")]
+    return blocks
+
+
+def message(text: str, *, in_channel: bool = False) -> dict[str, Any]:
+    """A reply: blocks plus the same mrkdwn as the fallback text."""
+    return {
+        "response_type": "in_channel" if in_channel else "ephemeral",
+        "text": text[:3900],
+        "blocks": sections(text),
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _cut(text: str) -> tuple[str, str]:
+    if len(text) <= SECTION_LIMIT:
+        return text, ""
+    at = text.rfind("\n", 0, SECTION_LIMIT)
+    at = at if at > 0 else SECTION_LIMIT
+    return text[:at], text[at:].lstrip("\n")

@@ -23,34 +23,14 @@ class RoleLevel(IntEnum):
         return self.name.lower()
 
 
-#: the least role each action needs; handlers and services both ask this table
-PERMISSIONS: dict[str, RoleLevel] = {
-    "help": RoleLevel.VIEWER,
-    "status": RoleLevel.VIEWER,
-    "history": RoleLevel.VIEWER,
-    "at-risk": RoleLevel.VIEWER,
-    "issues": RoleLevel.VIEWER,
-    "assess": RoleLevel.ASSESSOR,
-    "factory add": RoleLevel.ASSESSOR,
-    "buyer add": RoleLevel.ASSESSOR,
-    "subscribe": RoleLevel.ASSESSOR,
-    "unsubscribe": RoleLevel.ASSESSOR,
-    "assessment amend": RoleLevel.MANAGER,
-    "assessment withdraw": RoleLevel.MANAGER,
-    "import": RoleLevel.MANAGER,
-    "readmission apply": RoleLevel.ASSESSOR,
-    "readmission unannounced": RoleLevel.MANAGER,
-    "readmission approve": RoleLevel.MANAGER,
-    "readmission reject": RoleLevel.MANAGER,
-    "calls add": RoleLevel.MANAGER,
-    "calls list": RoleLevel.MANAGER,
-    "calls remove": RoleLevel.MANAGER,
-    "meeting held": RoleLevel.ASSESSOR,
-    "outbox": RoleLevel.MANAGER,
-    "outbox retry": RoleLevel.MANAGER,
-    "role grant": RoleLevel.MANAGER,
-    "role revoke": RoleLevel.MANAGER,
-}
+@dataclass(frozen=True)
+class Permission:
+    """The least role an action needs. Each is declared once, next to the use case that checks
+    it (or, for a Slack subcommand without one, next to the subcommand), and both the Slack
+    door and the use case ask the same value."""
+
+    action: str
+    role: RoleLevel
 
 
 @dataclass(frozen=True)
@@ -61,12 +41,12 @@ class Actor:
     role: RoleLevel | None
     source: str
 
-    def may(self, action: str) -> bool:
-        return self.role is not None and self.role >= PERMISSIONS[action]
+    def may(self, permission: Permission) -> bool:
+        return self.role is not None and self.role >= permission.role
 
-    def require(self, action: str, managers: Sequence[str] = ()) -> None:
-        if not self.may(action):
-            raise PermissionDenied(action, PERMISSIONS[action].label, managers)
+    def require(self, permission: Permission, managers: Sequence[str] = ()) -> None:
+        if not self.may(permission):
+            raise PermissionDenied(permission.action, permission.role.label, managers)
 
 
 def operator(source: str = "cli") -> Actor:

@@ -19,8 +19,6 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import delete, text
-from sqlalchemy.exc import IntegrityError
 
 from bot import __version__
 from bot.bootstrap import Bot, bootstrap, build_background, email_transport
@@ -29,7 +27,7 @@ from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from handlers.runner import settle
 from scheduler.clock import Background
-from store.models import SlackRequest
+from store import access
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ class ReplayGuard:
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
             return True
-        now = self.bot.services.clock()
+        now = self.bot.core.clock()
         self._served += 1
         first = await self._shared(signature, now) if self.shared else self._local(signature, now)
         if not first:
@@ -100,15 +98,10 @@ class ReplayGuard:
         return True
 
     async def _shared(self, signature: str, now: datetime) -> bool:
+        # every 200 requests, forget what can no longer be replayed
+        forget = now - self.KEEP if self._served % 200 == 0 else None
         try:
-            async with self.bot.db.transaction(write=True) as s:
-                s.add(SlackRequest(signature=signature[:100], seen_at=now))
-                if self._served % 200 == 0:  # forget what can no longer be replayed
-                    await s.exec(
-                        delete(SlackRequest).where(SlackRequest.seen_at < now - self.KEEP)  # type: ignore[arg-type]
-                    )
-        except IntegrityError:
-            return False
+            return await access.first_time(self.bot.db, signature, now, forget_before=forget)
         except Exception as exc:
             # the database is unreachable: nothing can be written by this request either, and
             # the access middleware tells the person to try again
@@ -154,7 +147,7 @@ class Server:
         self.port = int(self._runner.addresses[0][1])
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.slack, self.app_token)
-            await self._socket.connect_async()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt: unannotated
         if self.background is not None:
             await self.background.start()
         log.info(
@@ -169,7 +162,7 @@ class Server:
     async def stop(self) -> None:
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await self._socket.close_async()
+                await self._socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt: unannotated
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, lets requests being served finish
         if still := await settle(DRAIN_SECONDS):
@@ -195,12 +188,8 @@ class Server:
     async def _healthz(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = {"status": "ok", "version": __version__, "database": "ok"}
 
-        async def ping() -> None:
-            async with self.bot.db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
         try:  # connecting counts: a database that accepts connections but never answers
-            await asyncio.wait_for(ping(), timeout=self.health_timeout)
+            await asyncio.wait_for(self.bot.db.ping(), timeout=self.health_timeout)
         except Exception as exc:
             log.warning("health check: database unavailable (%s)", type(exc).__name__)
             body.update(status="unavailable", database="unavailable")
@@ -221,7 +210,7 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
     try:
         http = aiohttp.ClientSession()
         slack = build_slack_app(
-            bot.services,
+            bot.core,
             token=token,
             signing_secret=secret or "unused",
             api_url=settings.slack_api_url,

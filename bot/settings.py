@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -132,10 +132,10 @@ class Settings(BaseSettings):
         return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with a ``ConfigError`` naming each bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -7,12 +7,12 @@ import logging
 import aiohttp
 from slack_bolt.async_app import AsyncApp
 
-from bot.services import Services
+from bot.usecases.core import Core
 from handlers import commands, events, middleware, views
 
 
 def build_slack_app(
-    services: Services,
+    core: Core,
     *,
     token: str,
     signing_secret: str,
@@ -31,7 +31,7 @@ def build_slack_app(
     )
     app.client.base_url = api_url
     app.client.session = http
-    middleware.register(app, services, http)
+    middleware.register(app, core, http)
     commands.register(app)
     views.register(app)
     events.register(app)

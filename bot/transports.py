@@ -29,7 +29,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError
-from store.models import OutboxMessage
+from bot.vocabulary import Channel
+from store.outbox import Claimed
 
 
 class Outcome(StrEnum):
@@ -63,18 +64,17 @@ class ChannelDown(Exception):
 
 #: called with a message's index in the batch and its outcome, as soon as it is known
 Done = Callable[[int, Result], Awaitable[None]]
-
-
-def taken_over(row: Any) -> bool:
-    """True once the dispatcher found its claim on this row taken over by another dispatcher
-    (its lease ran out): the transport skips it, leaving it to the other one."""
-    return bool(getattr(row, "taken_over", False))
+#: claimed notices, each with its message (an email, or a Slack message's arguments)
+Batch = Sequence[tuple[Claimed, Any]]
 
 
 class Transport(Protocol):
-    channel: str
+    @property
+    def channel(self) -> str:
+        """The ``bot.vocabulary.Channel`` it delivers."""
+        ...
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+    async def send(self, batch: Batch, done: Done) -> None:
         """Deliver the batch, reporting each message through ``done`` as it completes (so a
         crash leaves at most the messages in flight unrecorded); raise ``ChannelDown`` when the
         channel cannot deliver at all."""
@@ -88,12 +88,12 @@ class Transport(Protocol):
 class FileTransport:
     """Writes each email as ``<message id>.eml`` (and its HTML part alongside) in a folder."""
 
-    channel = "email"
+    channel = Channel.EMAIL
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+    async def send(self, batch: Batch, done: Done) -> None:
         try:
             await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
@@ -101,16 +101,18 @@ class FileTransport:
                 f"cannot write to {self.folder}: {exc.strerror}", config=True
             ) from exc
         for i, (row, message) in enumerate(batch):
-            if not taken_over(row):
+            if not row.taken_over:
                 await done(i, await asyncio.to_thread(self._write, row, message))
 
-    def _write(self, row: OutboxMessage, message: Message) -> Result:
+    def _write(self, row: Claimed, message: Message) -> Result:
         stem = self.folder / _file_stem(row)
         try:
             stem.with_suffix(".eml").write_bytes(message.as_bytes(policy=SMTP_POLICY))
             html = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
             if html is not None:
-                content = html.get_payload(decode=True).decode(html.get_content_charset("utf-8"))
+                data = html.get_payload(decode=True)
+                assert isinstance(data, bytes)  # a leaf part, decoded from its transfer encoding
+                content = data.decode(html.get_content_charset("utf-8"))
                 stem.with_suffix(".html").write_text(content, encoding="utf-8")
         except OSError as exc:
             return Result(Outcome.RETRY, error=f"cannot write {stem}: {exc.strerror}")
@@ -120,7 +122,7 @@ class FileTransport:
         return None
 
 
-def _file_stem(row: OutboxMessage) -> str:
+def _file_stem(row: Claimed) -> str:
     """A readable, stable file name: the same notice always lands in the same file."""
     who = re.sub(
         r"[^A-Za-z0-9._-]+",
@@ -175,20 +177,20 @@ class SmtpSettings:
             if starttls in ("true", "1", "yes")
             else (False if starttls in ("false", "0", "no") else None),
             timeout=timeout,
-            cafile=(query.get("cafile") or [None])[0],
+            cafile=query["cafile"][0] if query.get("cafile") else None,
         )
 
 
 class SmtpTransport:
     """Sends over a small pool of reused SMTP connections (one transaction at a time each)."""
 
-    channel = "email"
+    channel = Channel.EMAIL
 
     def __init__(self, settings: SmtpSettings, *, connections: int = 2) -> None:
         self.settings = settings
         self._clients: list[aiosmtplib.SMTP | None] = [None] * max(1, connections)
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+    async def send(self, batch: Batch, done: Done) -> None:
         """One lane per connection. When a lane fails (the channel is down, or anything else),
         the others finish — and report — the message in hand and take no more; then the
         failure is raised. So nothing is still being sent when the dispatcher gives the rest of
@@ -203,7 +205,7 @@ class SmtpTransport:
                     if failed:
                         return
                     row, message = batch[i]
-                    if not taken_over(row):
+                    if not row.taken_over:
                         await done(i, await self._send_one(number, row, message))
             except BaseException:
                 failed = True
@@ -246,7 +248,7 @@ class SmtpTransport:
         self._clients[number] = client
         return client
 
-    async def _send_one(self, number: int, row: OutboxMessage, message: Message) -> Result:
+    async def _send_one(self, number: int, row: Claimed, message: Message) -> Result:
         try:
             return await self._transaction(number, row, message)
         except aiosmtplib.SMTPServerDisconnected:  # closed by the server while idle: reopen once
@@ -257,7 +259,7 @@ class SmtpTransport:
             self._clients[number] = None
             return Result(Outcome.RETRY, error=f"connection lost: {_brief(exc)}")
 
-    async def _transaction(self, number: int, row: OutboxMessage, message: Message) -> Result:
+    async def _transaction(self, number: int, row: Claimed, message: Message) -> Result:
         """One message over lane ``number``'s connection; a lost connection is raised."""
         client = await self._client(number)
         try:
@@ -386,14 +388,14 @@ def retry_after(value: str | None, now: datetime | None = None) -> float:
 class SlackTransport:
     """Posts staff alerts with ``chat.postMessage``; the message ``ts`` is the provider's reply."""
 
-    channel = "slack"
+    channel = Channel.SLACK
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+    async def send(self, batch: Batch, done: Done) -> None:
         for i, (row, message) in enumerate(batch):
-            if taken_over(row):
+            if row.taken_over:
                 continue
             try:
                 response = await self.client.chat_postMessage(
@@ -412,7 +414,7 @@ class SlackTransport:
                     wait = retry_after(exc.response.headers.get("Retry-After"))
                     waiting = Result(Outcome.WAIT, error="rate limited", retry_after=wait)
                     for j in range(i, len(batch)):
-                        if not taken_over(batch[j][0]):
+                        if not batch[j][0].taken_over:
                             await done(j, waiting)
                     return
                 elif error in _SLACK_CONFIG:

@@ -6,12 +6,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.errors import InvalidDate, InvalidInput, UnknownIssueCodes
 
-if TYPE_CHECKING:
-    from bot.countries import Catalogue
+
+class Catalogue(Protocol):
+    """What checking issue codes needs of a country's catalogue (``bot.countries.Catalogue``)."""
+
+    @property
+    def codes(self) -> frozenset[str]: ...
+
+    def suggest(self, code: str, n: int = 3) -> list[str]: ...
+
 
 EARLIEST_ASSESSMENT = date(2000, 1, 1)
 IDENTIFIER = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")

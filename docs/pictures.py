@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bot import mail, notices  # noqa: E402
 from bot.countries import load_config  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.vocabulary import Channel  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 WIDTH = 720
@@ -144,7 +145,7 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
             ["U0MANAGER"],
         )
         for notice in planned:
-            if notice.channel != notices.EMAIL:
+            if notice.channel != Channel.EMAIL:
                 continue
             row = type(
                 "Row", (), {"recipient_type": notice.recipient_type, "language": notice.language}

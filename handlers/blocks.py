@@ -9,33 +9,10 @@ from typing import Any
 
 from bot.countries import Country
 from bot.errors import PncError
-from bot.render import escape_mrkdwn, mention, render_slack, slack_environment
+from bot.render import escape_mrkdwn, mention, message, render_slack, sections, slack_environment
 
-SECTION_LIMIT = 3000  # characters of text in one section block
-BLOCK_LIMIT = 50  # blocks in one message
 ASSESS_CALLBACK = "pnc_assess"
 FORM_ERROR_LIMIT = 300  # characters of a refusal shown under a form field
-
-
-def sections(text: str) -> list[dict[str, Any]]:
-    """mrkdwn text as section blocks, one per paragraph, within Slack's limits."""
-    blocks: list[dict[str, Any]] = []
-    for paragraph in (p.strip() for p in text.split("\n\n")):
-        while paragraph:
-            part, paragraph = _cut(paragraph)
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
-    if len(blocks) > BLOCK_LIMIT:
-        blocks = [*blocks[: BLOCK_LIMIT - 1], _context("… (shortened: too long for Slack)")]
-    return blocks
-
-
-def message(text: str, *, in_channel: bool = False) -> dict[str, Any]:
-    """A reply: blocks plus the same mrkdwn as the fallback text."""
-    return {
-        "response_type": "in_channel" if in_channel else "ephemeral",
-        "text": text[:3900],
-        "blocks": sections(text),
-    }
 
 
 def template(name: str, **context: Any) -> dict[str, Any]:
@@ -55,7 +32,7 @@ def reply(macro: str, *args: Any) -> dict[str, Any]:
 
 def refusal_text(exc: PncError) -> str:
     """A refusal in mrkdwn: the message escaped, the people it names as mentions."""
-    text = escape_mrkdwn(exc.render() if not exc.mentions else _without_mentions(exc))
+    text: str = escape_mrkdwn(exc.render() if not exc.mentions else _without_mentions(exc))
     if exc.mentions:
         text += " " + ", ".join(mention(m) for m in exc.mentions)
     return text
@@ -67,18 +44,6 @@ def refusal(exc: PncError) -> dict[str, Any]:
 
 def _without_mentions(exc: PncError) -> str:
     return f"{exc.message} {exc.hint}" if exc.hint else exc.message
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _cut(text: str) -> tuple[str, str]:
-    if len(text) <= SECTION_LIMIT:
-        return text, ""
-    at = text.rfind("\n", 0, SECTION_LIMIT)
-    at = at if at > 0 else SECTION_LIMIT
-    return text[:at], text[at:].lstrip("\n")
 
 
 # --- the assessment form ---------------------------------------------------------------------

@@ -1,6 +1,11 @@
-"""The ``/pnc`` command. The listener acknowledges at once (Slack allows 3 s), then runs the
-subcommand and replies through ``respond``. Each subcommand is a small function: arguments in,
-one service call, a reply out. Permissions were checked at the door (``handlers.middleware``)."""
+"""The ``/pnc`` command. Each subcommand is declared once, here: what is typed, its usage line,
+who may run it, its grammar (``handlers.parse``) and what it does — a small function: arguments
+in, one use case, a reply out. Permissions are checked at the door (``handlers.middleware``)
+from the same declaration; the use cases that change something check them again.
+
+The listener acknowledges at once (Slack allows 3 s), then runs the subcommand and replies
+through ``respond``.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,45 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.readmission import Readmissions
-from bot.roles import Actor
-from bot.schedule import Calls
-from bot.services import Services
+from bot.roles import Actor, Permission, RoleLevel
+from bot.usecases import (
+    access,
+    assessments,
+    calls,
+    follow_ups,
+    outbox_admin,
+    reading,
+    readmission,
+    registry,
+)
+from bot.usecases.core import Core
 from handlers import blocks
-from handlers.parse import USAGE, Command
-from handlers.runner import ACTOR, COMMAND, SERVICES, Reply, answer, tracked
+from handlers import parse as grammar
+from handlers.parse import Command, Grammar, Subcommand
+from handlers.runner import ACTOR, COMMAND, CORE, Reply, answer, tracked
 
-Handler = Callable[[Services, Actor, dict[str, Any]], Awaitable[Reply]]
+Handler = Callable[[Core, Actor, dict[str, Any]], Awaitable[Reply]]
+
+#: every subcommand, in the order ``help`` lists them
+SUBCOMMANDS: list[Subcommand] = []
+
+
+def subcommand(
+    words: str, usage: str, permission: Permission, read: Grammar, *, default: bool = False
+) -> Callable[[Handler], Handler]:
+    """Declare a subcommand: ``words`` typed after ``/pnc``, its usage line, the permission it
+    needs, its grammar; ``default`` when its first word alone means it."""
+
+    def declare(run: Handler) -> Handler:
+        SUBCOMMANDS.append(Subcommand(words, usage, permission, read, run, default))
+        return run
+
+    return declare
+
+
+def parse(text: str) -> Command:
+    """What ``/pnc <text>`` means (a ``MalformedCommand`` if nothing)."""
+    return grammar.parse(text, SUBCOMMANDS)
 
 
 def register(app: AsyncApp) -> None:
@@ -28,46 +63,85 @@ async def pnc(
     ack: Any, respond: Any, command: dict[str, Any], context: dict[str, Any], client: Any
 ) -> None:
     parsed: Command = context[COMMAND]
-    services: Services = context[SERVICES]
+    core: Core = context[CORE]
     actor: Actor = context[ACTOR]
     await ack()
-    if parsed.action == "assess" and "date" not in parsed.args:
+    if parsed.action == assessments.RECORD.action and "date" not in parsed.args:
         # the form: trigger_id expires ~3 s after the command, so open it before anything slow
         async def open_form() -> Reply:
             factory_id = parsed.args.get("factory")
-            code = (await services.factory(factory_id)).country if factory_id else None
-            view = blocks.assess_modal(services.country(code), services.today(), factory_id)
+            code = (await reading.factory(core, factory_id)).country if factory_id else None
+            view = blocks.assess_modal(core.country(code), core.today(), factory_id)
             await client.views_open(trigger_id=command["trigger_id"], view=view)
             return None
 
         await answer(context, respond, open_form)
         return
-    handler = HANDLERS[parsed.action]
-    await answer(context, respond, lambda: handler(services, actor, parsed.args))
+    assert parsed.subcommand is not None
+    run = parsed.subcommand.run
+    await answer(context, respond, lambda: run(core, actor, parsed.args))
 
 
-async def _help(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("help", usage=USAGE, role=actor.role.label if actor.role else None)
+def _staff(action: str) -> Permission:
+    return Permission(action, RoleLevel.VIEWER)
 
 
-async def _status(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    view = await services.status(args["factory"])
+# --- anyone on staff --------------------------------------------------------------------------
+
+
+@subcommand("status", "/pnc status <factory>", _staff("status"), grammar.one_factory)
+async def _status(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    view = await reading.status(core, args["factory"])
     return blocks.template("status", v=view, shown=view.latest(5))
 
 
-async def _history(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("history", v=await services.history(args["factory"]))
+@subcommand("history", "/pnc history <factory>", _staff("history"), grammar.one_factory)
+async def _history(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("history", v=await reading.history_of(core, args["factory"]))
 
 
-async def _assess(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await services.record_assessment(
-        actor, args["factory"], args["date"], args["codes"], args["kind"]
+@subcommand("at-risk", "/pnc at-risk [country]", _staff("at-risk"), grammar.optional_country)
+async def _at_risk(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("watch_list", w=await reading.watch_list(core, args["country"]))
+
+
+@subcommand("issues", "/pnc issues [country]", _staff("issues"), grammar.optional_country)
+async def _issues(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    country = core.country(args["country"])
+    return blocks.template("issues", country=country, clusters=country.catalogue.clusters())
+
+
+@subcommand("help", "/pnc help", _staff("help"), grammar.nothing)
+async def _help(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    usages = {level.label: usages_of(level) for level in RoleLevel}
+    return blocks.template("help", usages=usages, role=actor.role.label if actor.role else None)
+
+
+# --- assessors --------------------------------------------------------------------------------
+
+
+@subcommand(
+    "assess",
+    "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced]]",
+    assessments.RECORD,
+    grammar.assess,
+)
+async def _assess(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await assessments.record(
+        core, actor, args["factory"], args["date"], args["codes"], args["kind"]
     )
     return blocks.template("assessed", o=outcome)
 
 
-async def _factory_add(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    factory = await services.add_factory(
+@subcommand(
+    "factory add",
+    '/pnc factory add <id> "<name>" <country> <emails> [vi|en] [<cycle end>]',
+    registry.ADD_FACTORY,
+    grammar.factory_add,
+)
+async def _factory_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    factory = await registry.add_factory(
+        core,
         actor,
         args["factory"],
         args["name"],
@@ -76,128 +150,189 @@ async def _factory_add(services: Services, actor: Actor, args: dict[str, Any]) -
         args["language"],
         args["cycle_end"],
     )
-    return blocks.reply("factory_added", factory, services.country(factory.country))
+    return blocks.reply("factory_added", factory, core.country(factory.country))
 
 
-async def _buyer_add(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    buyer = await services.add_buyer(actor, args["buyer"], args["name"], args["emails"])
+@subcommand(
+    "buyer add", '/pnc buyer add <id> "<name>" <emails>', registry.ADD_BUYER, grammar.buyer_add
+)
+async def _buyer_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    buyer = await registry.add_buyer(core, actor, args["buyer"], args["name"], args["emails"])
     return blocks.reply("buyer_added", buyer)
 
 
-async def _subscribe(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    created = await services.subscribe(actor, args["buyer"], args["factory"])
+@subcommand(
+    "subscribe",
+    "/pnc subscribe <buyer> <factory>",
+    registry.SUBSCRIBE,
+    grammar.buyer_and_factory,
+)
+async def _subscribe(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    created = await registry.subscribe(core, actor, args["buyer"], args["factory"])
     return blocks.reply("subscribed", args["buyer"].upper(), args["factory"].upper(), created)
 
 
-async def _unsubscribe(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    await services.unsubscribe(actor, args["buyer"], args["factory"])
+@subcommand(
+    "unsubscribe",
+    "/pnc unsubscribe <buyer> <factory>",
+    registry.UNSUBSCRIBE,
+    grammar.buyer_and_factory,
+)
+async def _unsubscribe(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    await registry.unsubscribe(core, actor, args["buyer"], args["factory"])
     return blocks.reply("unsubscribed", args["buyer"].upper(), args["factory"].upper())
 
 
-async def _at_risk(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("watch_list", w=await services.watch_list(args["country"]))
-
-
-async def _issues(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    country = services.country(args["country"])
-    return blocks.template("issues", country=country, clusters=country.catalogue.clusters())
-
-
-async def _amend(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await services.amend_assessment(
-        actor, args["factory"], args["date"], args["reason"], nc_issues=args["codes"]
-    )
-    return blocks.reply("amended", outcome)
-
-
-async def _withdraw(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await services.withdraw_assessment(
-        actor, args["factory"], args["date"], args["reason"]
-    )
-    return blocks.reply("withdrawn", outcome)
-
-
-async def _role_grant(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    user_id, level = await services.grant_role(actor, args["user"], args["role"])
-    return blocks.reply("role_granted", user_id, level.label)
-
-
-async def _role_revoke(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.reply("role_revoked", await services.revoke_role(actor, args["user"]))
-
-
-async def _outbox(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("outbox", o=await services.outbox(), tz=services.settings.tz)
-
-
-async def _outbox_retry(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.reply("notice_retried", await services.retry_notice(actor, args["notice"]))
-
-
-async def _readmission_apply(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await Readmissions(services).apply(
-        actor, args["factory"], args["evidence"], args["reports"]
+@subcommand(
+    "readmission apply",
+    "/pnc readmission apply <factory> <evidence link> … [reports <link> …]",
+    readmission.APPLY,
+    grammar.readmission_apply,
+)
+async def _readmission_apply(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await readmission.apply(
+        core, actor, args["factory"], args["evidence"], args["reports"]
     )
     return blocks.reply("readmission_applied", outcome)
 
 
-async def _readmission_visit(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    visit = await Readmissions(services).schedule_visit(actor, args["factory"], args["date"])
-    return blocks.reply("visit_scheduled", args["factory"].upper(), visit)
-
-
-async def _readmission_approve(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await Readmissions(services).decide(actor, args["factory"], True, args["note"])
-    return blocks.reply("readmission_decided", outcome, True)
-
-
-async def _readmission_reject(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    outcome = await Readmissions(services).decide(actor, args["factory"], False, args["note"])
-    return blocks.reply("readmission_decided", outcome, False)
-
-
-async def _calls_add(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    call = await Calls(services).add(actor, args["date"], args["time"])
-    return blocks.reply("call_added", call)
-
-
-async def _calls_list(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("calls", calls=await Calls(services).upcoming())
-
-
-async def _calls_remove(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    removed = await Calls(services).remove(actor, args["date"])
-    return blocks.reply("calls_removed", args["date"], removed)
-
-
-async def _meeting_held(services: Services, actor: Actor, args: dict[str, Any]) -> Reply:
-    held = await Readmissions(services).meeting_held(actor, args["factory"], args["date"])
+@subcommand(
+    "meeting held",
+    "/pnc meeting held <factory> <YYYY-MM-DD>",
+    follow_ups.MEETING_HELD,
+    grammar.factory_and_date,
+)
+async def _meeting_held(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    held = await follow_ups.meeting_held(core, actor, args["factory"], args["date"])
     return blocks.reply("meeting_held", args["factory"].upper(), held)
 
 
-HANDLERS: dict[str, Handler] = {
-    "help": _help,
-    "status": _status,
-    "history": _history,
-    "assess": _assess,
-    "factory add": _factory_add,
-    "buyer add": _buyer_add,
-    "subscribe": _subscribe,
-    "unsubscribe": _unsubscribe,
-    "at-risk": _at_risk,
-    "issues": _issues,
-    "assessment amend": _amend,
-    "assessment withdraw": _withdraw,
-    "readmission apply": _readmission_apply,
-    "readmission unannounced": _readmission_visit,
-    "readmission approve": _readmission_approve,
-    "readmission reject": _readmission_reject,
-    "calls add": _calls_add,
-    "calls list": _calls_list,
-    "calls remove": _calls_remove,
-    "meeting held": _meeting_held,
-    "outbox": _outbox,
-    "outbox retry": _outbox_retry,
-    "role grant": _role_grant,
-    "role revoke": _role_revoke,
-}
+# --- managers ---------------------------------------------------------------------------------
+
+
+@subcommand(
+    "amend",
+    "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
+    assessments.AMEND,
+    grammar.amend,
+)
+async def _amend(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await assessments.amend(
+        core, actor, args["factory"], args["date"], args["reason"], nc_issues=args["codes"]
+    )
+    return blocks.reply("amended", outcome)
+
+
+@subcommand(
+    "withdraw",
+    "/pnc withdraw <factory> <YYYY-MM-DD> <reason>",
+    assessments.WITHDRAW,
+    grammar.withdraw,
+)
+async def _withdraw(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await assessments.withdraw(core, actor, args["factory"], args["date"], args["reason"])
+    return blocks.reply("withdrawn", outcome)
+
+
+@subcommand(
+    "readmission unannounced",
+    "/pnc readmission unannounced <factory> <YYYY-MM-DD>",
+    readmission.SCHEDULE_VISIT,
+    grammar.factory_and_date,
+)
+async def _readmission_visit(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    visit = await readmission.schedule_visit(core, actor, args["factory"], args["date"])
+    return blocks.reply("visit_scheduled", args["factory"].upper(), visit)
+
+
+@subcommand(
+    "readmission approve",
+    "/pnc readmission approve <factory> [note]",
+    readmission.APPROVE,
+    grammar.factory_and_note,
+)
+async def _readmission_approve(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await readmission.decide(core, actor, args["factory"], True, args["note"])
+    return blocks.reply("readmission_decided", outcome, True)
+
+
+@subcommand(
+    "readmission reject",
+    "/pnc readmission reject <factory> <reason>",
+    readmission.REJECT,
+    grammar.factory_and_reason,
+)
+async def _readmission_reject(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await readmission.decide(core, actor, args["factory"], False, args["note"])
+    return blocks.reply("readmission_decided", outcome, False)
+
+
+@subcommand("calls add", "/pnc calls add <YYYY-MM-DD> [HH:MM]", calls.ADD, grammar.calls_add)
+async def _calls_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("call_added", await calls.add(core, actor, args["date"], args["time"]))
+
+
+@subcommand(
+    "calls list",
+    "/pnc calls list",
+    Permission("calls list", RoleLevel.MANAGER),
+    grammar.no_more,
+    default=True,
+)
+async def _calls_list(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("calls", calls=await calls.upcoming(core))
+
+
+@subcommand("calls remove", "/pnc calls remove <YYYY-MM-DD>", calls.REMOVE, grammar.one_date)
+async def _calls_remove(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    removed = await calls.remove(core, actor, args["date"])
+    return blocks.reply("calls_removed", args["date"], removed)
+
+
+_RETRY_USAGE = "/pnc outbox retry <notice number>"
+
+
+@subcommand(
+    "outbox",
+    "/pnc outbox",
+    Permission("outbox", RoleLevel.MANAGER),
+    grammar.outbox(_RETRY_USAGE),
+)
+async def _outbox(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("outbox", o=await outbox_admin.overview(core), tz=core.settings.tz)
+
+
+@subcommand("outbox retry", _RETRY_USAGE, outbox_admin.RETRY, grammar.outbox_retry)
+async def _outbox_retry(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("notice_retried", await outbox_admin.retry(core, actor, args["notice"]))
+
+
+@subcommand(
+    "role grant",
+    "/pnc role grant <@user> <viewer|assessor|manager>",
+    access.GRANT,
+    grammar.role_grant,
+)
+async def _role_grant(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    user_id, level = await access.grant(core, actor, args["user"], args["role"])
+    return blocks.reply("role_granted", user_id, level.label)
+
+
+@subcommand("role revoke", "/pnc role revoke <@user>", access.REVOKE, grammar.role_revoke)
+async def _role_revoke(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("role_revoked", await access.revoke(core, actor, args["user"]))
+
+
+# --- views of the declarations ----------------------------------------------------------------
+
+#: each subcommand's usage line, by action
+USAGE: dict[str, str] = {c.action: c.usage for c in SUBCOMMANDS}
+#: each subcommand's permission, by action
+PERMISSIONS: dict[str, Permission] = {c.action: c.permission for c in SUBCOMMANDS}
+#: the words a subcommand can start with
+VERBS: tuple[str, ...] = tuple(dict.fromkeys(c.words.split()[0] for c in SUBCOMMANDS))
+
+
+def usages_of(level: RoleLevel) -> list[str]:
+    """The usage lines of the subcommands that need exactly ``level``, in declaration order."""
+    return [c.usage for c in SUBCOMMANDS if c.permission.role == level]

@@ -9,10 +9,10 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.render import render_slack
 from bot.roles import Actor
-from bot.schedule import Calls
-from bot.services import Services
+from bot.usecases import access, calls, reading
+from bot.usecases.core import Core
 from handlers import blocks
-from handlers.runner import ACTOR, SERVICES, tracked
+from handlers.runner import ACTOR, CORE, tracked
 
 HOME_LIMIT = 20
 log = logging.getLogger(__name__)
@@ -32,16 +32,16 @@ async def home_opened(event: dict[str, Any], context: dict[str, Any], client: An
 
 
 async def _publish_home(context: dict[str, Any], client: Any) -> None:
-    services: Services = context[SERVICES]
+    core: Core = context[CORE]
     actor: Actor = context[ACTOR]
     if actor.role is None:
-        text = render_slack("slack/home.txt", actor=actor, managers=await services.managers())
+        text = render_slack("slack/home.txt", actor=actor, managers=await access.managers(core))
     else:
         text = render_slack(
             "slack/home.txt",
             actor=actor,
-            watch=await services.watch_list(limit=HOME_LIMIT),
-            calls=await Calls(services).upcoming(),
-            submissions=await services.recent_submissions(actor.user_id),
+            watch=await reading.watch_list(core, limit=HOME_LIMIT),
+            calls=await calls.upcoming(core),
+            submissions=await reading.recent_submissions(core, actor.user_id),
         )
     await client.views_publish(user_id=actor.user_id, view=blocks.home_view(text))

@@ -12,61 +12,15 @@ where a link is asked for.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import MalformedCommand
+from bot.roles import Permission
 from bot.suggest import close_matches
 from bot.validation import _ISO_DATE, ASSESSMENT_KINDS, LANGUAGES, shown
 
-#: each subcommand's usage: the grammar's one source, shown by ``help`` and in refusals
-USAGE: dict[str, str] = {
-    "help": "/pnc help",
-    "status": "/pnc status <factory>",
-    "history": "/pnc history <factory>",
-    "assess": "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced]]",
-    "factory add": '/pnc factory add <id> "<name>" <country> <emails> [vi|en] [<cycle end>]',
-    "buyer add": '/pnc buyer add <id> "<name>" <emails>',
-    "subscribe": "/pnc subscribe <buyer> <factory>",
-    "unsubscribe": "/pnc unsubscribe <buyer> <factory>",
-    "at-risk": "/pnc at-risk [country]",
-    "issues": "/pnc issues [country]",
-    "assessment amend": "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
-    "assessment withdraw": "/pnc withdraw <factory> <YYYY-MM-DD> <reason>",
-    "readmission apply": "/pnc readmission apply <factory> <evidence link> … [reports <link> …]",
-    "readmission unannounced": "/pnc readmission unannounced <factory> <YYYY-MM-DD>",
-    "readmission approve": "/pnc readmission approve <factory> [note]",
-    "readmission reject": "/pnc readmission reject <factory> <reason>",
-    "calls add": "/pnc calls add <YYYY-MM-DD> [HH:MM]",
-    "calls list": "/pnc calls list",
-    "calls remove": "/pnc calls remove <YYYY-MM-DD>",
-    "meeting held": "/pnc meeting held <factory> <YYYY-MM-DD>",
-    "outbox": "/pnc outbox",
-    "outbox retry": "/pnc outbox retry <notice number>",
-    "role grant": "/pnc role grant <@user> <viewer|assessor|manager>",
-    "role revoke": "/pnc role revoke <@user>",
-}
-
-#: what people type first → the action (two-word actions take their second word from the text)
-_VERBS = {
-    "help": "help",
-    "status": "status",
-    "history": "history",
-    "assess": "assess",
-    "factory": "factory",
-    "buyer": "buyer",
-    "subscribe": "subscribe",
-    "unsubscribe": "unsubscribe",
-    "at-risk": "at-risk",
-    "issues": "issues",
-    "amend": "assessment amend",
-    "withdraw": "assessment withdraw",
-    "role": "role",
-    "outbox": "outbox",
-    "readmission": "readmission",
-    "calls": "calls",
-    "meeting": "meeting",
-}
 #: the typographic double quotes Slack clients substitute for ``"``; apostrophes are text
 _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 #: the pieces of a command's words: white space between them (space, tab, CR, LF — not other
@@ -81,49 +35,78 @@ _SLACK_TEXT = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 
 
+#: a subcommand's grammar: the words after its name, and its usage line (for refusals), in; its
+#: arguments out (or a ``MalformedCommand``)
+Grammar = Callable[[list[str], str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``/pnc`` subcommand, declared once (``handlers.commands``): what is typed, its usage
+    line, who may run it, how its words are read and what it does."""
+
+    #: what is typed: one word (``status``) or two (``readmission apply``)
+    words: str
+    usage: str
+    permission: Permission
+    grammar: Grammar
+    #: the listener's work: ``(core, actor, args) → reply``; never called here
+    run: Callable[..., Awaitable[Any]]
+    #: what its first word alone means (``calls`` → ``calls list``)
+    default: bool = False
+
+    @property
+    def action(self) -> str:
+        return self.permission.action
+
+
 @dataclass(frozen=True)
 class Command:
     action: str
     args: dict[str, Any] = field(default_factory=dict)
+    subcommand: Subcommand | None = field(default=None, compare=False, repr=False)
 
 
-def parse(text: str) -> Command:
-    """The command ``text`` (what follows ``/pnc``) means."""
+def parse(text: str, subcommands: Sequence[Subcommand]) -> Command:
+    """The command ``text`` (what follows ``/pnc``) means, among ``subcommands``."""
     if len(text) > MAX_LENGTH:
         raise MalformedCommand(
             f"The command is {len(text)} characters long.", hint=f"Use at most {MAX_LENGTH}."
         )
     tokens = [_unescape(t) for t in _split(text)]
     if not tokens:
-        return Command("help")
+        tokens = ["help"]
     verb, rest = tokens[0].lower(), tokens[1:]
-    action = _VERBS.get(verb)
-    if action is None:
-        close = close_matches(verb, list(_VERBS), n=1)
+    group = [c for c in subcommands if c.words.split()[0] == verb]
+    if not group:
+        verbs = list(dict.fromkeys(c.words.split()[0] for c in subcommands))
+        close = close_matches(verb, verbs, n=1)
         hint = f"Did you mean `{close[0]}`? " if close else ""
         raise MalformedCommand(
             f"`{_short(verb)}` is not a pnc-bot command.", hint=f"{hint}`/pnc help` lists them."
         )
-    if action in ("factory", "buyer"):
-        if not rest or rest[0].lower() != "add":
-            raise MalformedCommand(f"`{action}` needs `add`.", USAGE[f"{action} add"])
-        return _PARSERS[f"{action} add"](rest[1:])
-    if action in ("readmission", "calls", "meeting"):
-        return _GROUPS[action](rest)
-    if action == "outbox":
-        if not rest:
-            return Command("outbox")
-        if rest[0].lower() != "retry" or len(rest) != 2:
-            raise MalformedCommand(
-                "`outbox` lists notices; `outbox retry <n>` retries one.", USAGE["outbox retry"]
-            )
-        return Command("outbox retry", {"notice": rest[1]})
-    if action == "role":
-        sub = rest[0].lower() if rest else ""
-        if sub not in ("grant", "revoke"):
-            raise MalformedCommand("`role` needs `grant` or `revoke`.", hint=_usages("role"))
-        return _PARSERS[f"role {sub}"](rest[1:])
-    return _PARSERS[action](rest)
+    chosen, words = _choose(verb, group, rest)
+    return Command(chosen.action, chosen.grammar(words, chosen.usage), chosen)
+
+
+def _choose(verb: str, group: list[Subcommand], rest: list[str]) -> tuple[Subcommand, list[str]]:
+    """Which of the subcommands starting with ``verb`` is meant, and the words left for it."""
+    alone = next((c for c in group if c.words == verb), None)
+    pairs = {c.words.split()[1]: c for c in group if c.words != verb}
+    second = rest[0].lower() if rest else ""
+    if second in pairs:
+        return pairs[second], rest[1:]
+    if alone is not None:
+        return alone, rest
+    default = next((c for c in group if c.default), None)
+    if default is not None and not rest:
+        return default, []
+    names = [f"`{name}`" for name in pairs]
+    needs = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    problem = f"`{verb}` needs {needs}."
+    if len(group) == 1:
+        raise MalformedCommand(problem, group[0].usage)
+    raise MalformedCommand(problem, hint="Usage: " + ", ".join(f"`{c.usage}`" for c in group))
 
 
 def _split(text: str) -> list[str]:
@@ -149,39 +132,51 @@ def _split(text: str) -> list[str]:
     return words
 
 
-def _help(args: list[str]) -> Command:
-    return Command("help")
+# --- each subcommand's grammar: its words and usage line in, its arguments out ----------------
 
 
-def _one_factory(action: str) -> Any:
-    def parse_it(args: list[str]) -> Command:
-        _count(action, args, 1, 1)
-        return Command(action, {"factory": args[0]})
-
-    return parse_it
+def nothing(args: list[str], usage: str) -> dict[str, Any]:
+    """Whatever follows is ignored (``help``)."""
+    return {}
 
 
-def _assess(args: list[str]) -> Command:
+def no_more(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 0, 0, usage)
+    return {}
+
+
+def one_factory(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 1, 1, usage)
+    return {"factory": args[0]}
+
+
+def optional_country(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 0, 1, usage)
+    return {"country": args[0] if args else None}
+
+
+def buyer_and_factory(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 2, 2, usage)
+    return {"buyer": args[0], "factory": args[1]}
+
+
+def assess(args: list[str], usage: str) -> dict[str, Any]:
     if len(args) <= 1:
-        return Command("assess", {"factory": args[0]} if args else {})
+        return {"factory": args[0]} if args else {}  # the form
     if len(args) < 3:
         raise MalformedCommand(
-            "An assessment needs the factory, the date and the issue codes (or `none`).",
-            USAGE["assess"],
+            "An assessment needs the factory, the date and the issue codes (or `none`).", usage
         )
     factory, day, *codes = args
-    _date(day, "assess")
+    _date(day, usage)
     kind = None
     if codes and codes[-1].lower() in ASSESSMENT_KINDS and len(codes) > 1:
         kind = codes.pop().lower()
-    return Command(
-        "assess", {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
-    )
+    return {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
 
 
-def _factory_add(args: list[str]) -> Command:
+def factory_add(args: list[str], usage: str) -> dict[str, Any]:
     # read from the right, so a name may be several words even without quotes
-    usage = USAGE["factory add"]
     if len(args) < 4:
         raise MalformedCommand("A factory needs an id, a name, a country and emails.", usage)
     factory_id, *rest = args
@@ -193,159 +188,108 @@ def _factory_add(args: list[str]) -> Command:
         )
     emails = rest.pop()
     country = rest.pop()
-    return Command(
-        "factory add",
-        {
-            "factory": factory_id,
-            "name": " ".join(rest),
-            "country": country,
-            "emails": emails,
-            "language": language,
-            "cycle_end": cycle_end,
-        },
-    )
+    return {
+        "factory": factory_id,
+        "name": " ".join(rest),
+        "country": country,
+        "emails": emails,
+        "language": language,
+        "cycle_end": cycle_end,
+    }
 
 
-def _buyer_add(args: list[str]) -> Command:
-    usage = USAGE["buyer add"]
+def buyer_add(args: list[str], usage: str) -> dict[str, Any]:
     if len(args) < 3 or "@" not in args[-1]:
         raise MalformedCommand("A buyer needs an id, a name and emails.", usage)
-    return Command(
-        "buyer add", {"buyer": args[0], "name": " ".join(args[1:-1]), "emails": args[-1]}
-    )
+    return {"buyer": args[0], "name": " ".join(args[1:-1]), "emails": args[-1]}
 
 
-def _pair(action: str) -> Any:
-    def parse_it(args: list[str]) -> Command:
-        _count(action, args, 2, 2)
-        return Command(action, {"buyer": args[0], "factory": args[1]})
-
-    return parse_it
-
-
-def _optional_country(action: str) -> Any:
-    def parse_it(args: list[str]) -> Command:
-        _count(action, args, 0, 1)
-        return Command(action, {"country": args[0] if args else None})
-
-    return parse_it
-
-
-def _amend(args: list[str]) -> Command:
-    action = "assessment amend"
+def amend(args: list[str], usage: str) -> dict[str, Any]:
     if len(args) < 4:
         raise MalformedCommand(
-            "An amendment needs the factory, the date, the new codes and a reason.", USAGE[action]
+            "An amendment needs the factory, the date, the new codes and a reason.", usage
         )
-    _date(args[1], action)
-    return Command(
-        action,
-        {"factory": args[0], "date": args[1], "codes": args[2], "reason": " ".join(args[3:])},
-    )
+    _date(args[1], usage)
+    return {"factory": args[0], "date": args[1], "codes": args[2], "reason": " ".join(args[3:])}
 
 
-def _withdraw(args: list[str]) -> Command:
-    action = "assessment withdraw"
+def withdraw(args: list[str], usage: str) -> dict[str, Any]:
     if len(args) < 3:
-        raise MalformedCommand(
-            "A withdrawal needs the factory, the date and a reason.", USAGE[action]
-        )
-    _date(args[1], action)
-    return Command(action, {"factory": args[0], "date": args[1], "reason": " ".join(args[2:])})
+        raise MalformedCommand("A withdrawal needs the factory, the date and a reason.", usage)
+    _date(args[1], usage)
+    return {"factory": args[0], "date": args[1], "reason": " ".join(args[2:])}
 
 
-def _role_grant(args: list[str]) -> Command:
-    _count("role grant", args, 2, 2)
-    return Command("role grant", {"user": args[0], "role": args[1].lower()})
+def role_grant(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 2, 2, usage)
+    return {"user": args[0], "role": args[1].lower()}
 
 
-def _role_revoke(args: list[str]) -> Command:
-    _count("role revoke", args, 1, 1)
-    return Command("role revoke", {"user": args[0]})
+def role_revoke(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 1, 1, usage)
+    return {"user": args[0]}
 
 
-def _readmission(args: list[str]) -> Command:
-    sub = args[0].lower() if args else ""
-    rest = args[1:]
-    if sub == "apply":
-        if len(rest) < 2:
-            raise MalformedCommand(
-                "An application needs the factory and the evidence links.",
-                USAGE["readmission apply"],
-            )
-        factory, *links = (rest[0], *(_link(t) for t in rest[1:]))
-        lowered = [link.lower() for link in links]
-        at = lowered.index("reports") if "reports" in lowered else len(links)
-        return Command(
-            "readmission apply",
-            {"factory": factory, "evidence": links[:at], "reports": links[at + 1 :]},
-        )
-    if sub == "unannounced":
-        _count("readmission unannounced", rest, 2, 2)
-        _date(rest[1], "readmission unannounced")
-        return Command("readmission unannounced", {"factory": rest[0], "date": rest[1]})
-    if sub in ("approve", "reject"):
-        action = f"readmission {sub}"
-        if not rest or (sub == "reject" and len(rest) < 2):
-            raise MalformedCommand(
-                "A rejection needs the factory and a reason."
-                if sub == "reject"
-                else "Which factory?",
-                USAGE[action],
-            )
-        return Command(action, {"factory": rest[0], "note": " ".join(rest[1:]) or None})
-    raise MalformedCommand(
-        "`readmission` needs `apply`, `unannounced`, `approve` or `reject`.",
-        hint=_usages("readmission"),
-    )
+def readmission_apply(args: list[str], usage: str) -> dict[str, Any]:
+    if len(args) < 2:
+        raise MalformedCommand("An application needs the factory and the evidence links.", usage)
+    factory, *links = (args[0], *(_link(t) for t in args[1:]))
+    lowered = [link.lower() for link in links]
+    at = lowered.index("reports") if "reports" in lowered else len(links)
+    return {"factory": factory, "evidence": links[:at], "reports": links[at + 1 :]}
 
 
-def _calls(args: list[str]) -> Command:
-    sub = args[0].lower() if args else "list"
-    rest = args[1:]
-    if sub == "list":
-        _count("calls list", rest, 0, 0)
-        return Command("calls list")
-    if sub == "add":
-        _count("calls add", rest, 1, 2)
-        _date(rest[0], "calls add")
-        return Command("calls add", {"date": rest[0], "time": rest[1] if len(rest) > 1 else None})
-    if sub == "remove":
-        _count("calls remove", rest, 1, 1)
-        _date(rest[0], "calls remove")
-        return Command("calls remove", {"date": rest[0]})
-    raise MalformedCommand("`calls` needs `add`, `list` or `remove`.", hint=_usages("calls"))
+def factory_and_date(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 2, 2, usage)
+    _date(args[1], usage)
+    return {"factory": args[0], "date": args[1]}
 
 
-def _meeting(args: list[str]) -> Command:
-    if not args or args[0].lower() != "held":
-        raise MalformedCommand("`meeting` needs `held`.", USAGE["meeting held"])
-    _count("meeting held", args[1:], 2, 2)
-    _date(args[2], "meeting held")
-    return Command("meeting held", {"factory": args[1], "date": args[2]})
+def factory_and_note(args: list[str], usage: str) -> dict[str, Any]:
+    if not args:
+        raise MalformedCommand("Which factory?", usage)
+    return {"factory": args[0], "note": " ".join(args[1:]) or None}
 
 
-_GROUPS = {"readmission": _readmission, "calls": _calls, "meeting": _meeting}
-
-_PARSERS = {
-    "help": _help,
-    "status": _one_factory("status"),
-    "history": _one_factory("history"),
-    "assess": _assess,
-    "factory add": _factory_add,
-    "buyer add": _buyer_add,
-    "subscribe": _pair("subscribe"),
-    "unsubscribe": _pair("unsubscribe"),
-    "at-risk": _optional_country("at-risk"),
-    "issues": _optional_country("issues"),
-    "assessment amend": _amend,
-    "assessment withdraw": _withdraw,
-    "role grant": _role_grant,
-    "role revoke": _role_revoke,
-}
+def factory_and_reason(args: list[str], usage: str) -> dict[str, Any]:
+    if len(args) < 2:
+        raise MalformedCommand("A rejection needs the factory and a reason.", usage)
+    return {"factory": args[0], "note": " ".join(args[1:])}
 
 
-def _count(action: str, args: list[str], least: int, most: int) -> None:
+def calls_add(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 1, 2, usage)
+    _date(args[0], usage)
+    return {"date": args[0], "time": args[1] if len(args) > 1 else None}
+
+
+def one_date(args: list[str], usage: str) -> dict[str, Any]:
+    _count(args, 1, 1, usage)
+    _date(args[0], usage)
+    return {"date": args[0]}
+
+
+_OUTBOX = "`outbox` lists notices; `outbox retry <n>` retries one."
+
+
+def outbox(retry_usage: str) -> Grammar:
+    """``outbox`` alone lists; anything after it but ``retry <n>`` shows how to retry."""
+
+    def read(args: list[str], usage: str) -> dict[str, Any]:
+        if args:
+            raise MalformedCommand(_OUTBOX, retry_usage)
+        return {}
+
+    return read
+
+
+def outbox_retry(args: list[str], usage: str) -> dict[str, Any]:
+    if len(args) != 1:
+        raise MalformedCommand(_OUTBOX, usage)
+    return {"notice": args[0]}
+
+
+def _count(args: list[str], least: int, most: int, usage: str) -> None:
     if least <= len(args) <= most:
         return
     if len(args) < least:
@@ -353,18 +297,12 @@ def _count(action: str, args: list[str], least: int, most: int) -> None:
     else:
         extra = " ".join(args[most:])
         problem = f"Unexpected `{_short(extra)}` at the end."
-    raise MalformedCommand(problem, USAGE[action])
+    raise MalformedCommand(problem, usage)
 
 
-def _usages(group: str) -> str:
-    """The usage of every subcommand of a group (``calls`` → add, list, remove), one line."""
-    lines = [f"`{usage}`" for action, usage in USAGE.items() if action.split()[0] == group]
-    return "Usage: " + ", ".join(lines)
-
-
-def _date(value: str, action: str) -> None:
+def _date(value: str, usage: str) -> None:
     if not _ISO_DATE.match(value):
-        raise MalformedCommand(f"`{_short(value)}` is not a date (YYYY-MM-DD).", USAGE[action])
+        raise MalformedCommand(f"`{_short(value)}` is not a date (YYYY-MM-DD).", usage)
 
 
 def _unescape(token: str) -> str:

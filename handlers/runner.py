@@ -12,16 +12,18 @@ import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import PncError
+from bot.usecases import access
+from bot.vocabulary import AuditOutcome
 from handlers import blocks
 
 log = logging.getLogger(__name__)
 
-SERVICES, ACTOR, COMMAND, SOURCE = "pnc_services", "pnc_actor", "pnc_command", "pnc_source"
+CORE, ACTOR, COMMAND, SOURCE = "pnc_core", "pnc_actor", "pnc_command", "pnc_source"
 HTTP = "pnc_http"
 
 Reply = dict[str, Any] | None
@@ -42,7 +44,7 @@ def tracked(listener: F) -> F:
             IN_FLIGHT.add(task)
         return await listener(*args, **kwargs)
 
-    return run  # type: ignore[return-value]
+    return cast(F, run)
 
 
 async def settle(seconds: float) -> int:
@@ -62,12 +64,13 @@ async def answer(
     detail: dict[str, Any] = {}
     try:
         reply = await work()
-        outcome = "ok"
+        outcome = AuditOutcome.OK
     except PncError as exc:
-        reply, outcome, detail = blocks.refusal(exc), "refused", {"error": exc.code}
+        reply, outcome, detail = blocks.refusal(exc), AuditOutcome.REFUSED, {"error": exc.code}
     except Exception as exc:
         log.exception("command failed: %s", context.get("pnc_text", "")[:200])
-        reply, outcome, detail = blocks.reply("failure"), "error", {"error": type(exc).__name__}
+        reply, outcome = blocks.reply("failure"), AuditOutcome.ERROR
+        detail = {"error": type(exc).__name__}
     await audit(context, outcome, detail)  # on record before the person sees the outcome
     if reply is not None:
         try:
@@ -90,13 +93,14 @@ async def _reply(
         await respond(**reply)
 
 
-async def audit(context: dict[str, Any], outcome: str, detail: dict[str, Any]) -> None:
+async def audit(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str, Any]) -> None:
     """Record one request in the audit log; a failure to do so is logged, not raised."""
     command = context.get(COMMAND)
     if command is not None:
         detail = {"action": command.action, **detail}
     try:
-        await context[SERVICES].log_command(
+        await access.log_command(
+            context[CORE],
             context.get("user_id") or "unknown",
             context.get(SOURCE, "slack"),
             context.get("pnc_text", ""),

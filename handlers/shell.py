@@ -10,9 +10,9 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from email.header import decode_header, make_header
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -21,11 +21,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.bootstrap import Bot, build_background, email_transport
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
-from bot.transports import Done, Result, Transport
+from bot.transports import Batch, Done, Result, Transport
 from handlers.runner import ACTOR, SOURCE, settle
-
-if TYPE_CHECKING:
-    from store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +142,7 @@ class ConsoleSession:
         self._url = await self._console.start()
         self._http = aiohttp.ClientSession()
         self._app = build_slack_app(
-            self.bot.services,
+            self.bot.core,
             token="xoxb-console",
             signing_secret="console",
             api_url=f"{self._url}/api/",
@@ -231,7 +228,7 @@ class _Shown:
         self.channel = transport.channel
         self.write = write
 
-    async def send(self, batch: Sequence[tuple[OutboxMessage, Any]], done: Done) -> None:
+    async def send(self, batch: Batch, done: Done) -> None:
         async def shown(i: int, result: Result) -> None:
             row, message = batch[i]
             where = f" → {result.reply}" if result.reply else f" ({result.outcome}: {result.error})"

@@ -11,9 +11,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.errors import PncError
 from bot.roles import Actor
-from bot.services import Services
+from bot.usecases import assessments
+from bot.usecases.core import Core
+from bot.vocabulary import AuditOutcome
 from handlers import blocks
-from handlers.runner import ACTOR, SERVICES, audit, tracked
+from handlers.runner import ACTOR, CORE, audit, tracked
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +27,27 @@ def register(app: AsyncApp) -> None:
 async def assessment_submitted(
     ack: Any, view: dict[str, Any], context: dict[str, Any], client: Any
 ) -> None:
-    services: Services = context[SERVICES]
+    core: Core = context[CORE]
     actor: Actor = context[ACTOR]
     values = blocks.assess_values(view)
     context["pnc_text"] = (
         f"form: assess {values['factory']} {values['date']} {blocks.codes_of(values['codes'])}"
     )[:2000]
     try:
-        outcome = await services.record_assessment(
-            actor, values["factory"], values["date"], values["codes"], values["kind"]
+        outcome = await assessments.record(
+            core, actor, values["factory"], values["date"], values["codes"], values["kind"]
         )
     except PncError as exc:
         await ack(**blocks.form_errors(exc))
-        await audit(context, "refused", {"error": exc.code})
+        await audit(context, AuditOutcome.REFUSED, {"error": exc.code})
         return
     except Exception as exc:
         log.exception("could not record the form of %s", actor.user_id)
         await ack(response_action="errors", errors={blocks.FACTORY: blocks.phrase("unavailable")})
-        await audit(context, "error", {"error": type(exc).__name__})
+        await audit(context, AuditOutcome.ERROR, {"error": type(exc).__name__})
         return
     await ack()
-    await audit(context, "ok", {"assessment_id": outcome.assessment_id})
+    await audit(context, AuditOutcome.OK, {"assessment_id": outcome.assessment_id})
     reply = blocks.template("assessed", o=outcome)
     try:
         await client.chat_postMessage(

@@ -18,32 +18,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from bot import notices, policy
-from bot.schedule import reminder
-from bot.services import Services
-from store import queries
-from store.models import BuyerCall, Factory, FollowUp, PncEvent, Readmission, Reminder
+from bot import agenda, notices, policy
+from bot.usecases import access, follow_ups
+from bot.usecases.core import Core
+from bot.vocabulary import (
+    ApplicationSubject,
+    CallSubject,
+    CycleEndSubject,
+    FollowUpSubject,
+    NoticeKind,
+    ReminderKind,
+    ReminderStatus,
+    Subject,
+    parse_subject,
+)
+from store import history, registry, reminders
+from store.db import Session
+from store.models import Factory, Reminder
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["ReminderRunner", AsyncSession, Reminder, datetime], Awaitable[str | None]]
+#: what a reminder does when it falls due: None, or why it was skipped
+Handler = Callable[["ReminderRunner", Session, Reminder, Any, datetime], Awaitable[str | None]]
 
 
 class ReminderRunner:
-    def __init__(self, services: Services, *, batch: int = 20) -> None:
-        self.services = services
+    def __init__(self, core: Core, *, batch: int = 20) -> None:
+        self.core = core
         self.batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
-        services.on_reminders = self.wake
+        core.wakeups.reminders = self.wake
 
     def wake(self) -> None:
         self._wake.set()
@@ -73,19 +82,22 @@ class ReminderRunner:
         return total
 
     async def _batch(self) -> int:
-        now = self.services.clock()
-        async with self.services.db.transaction(write=True) as s:
-            due = await queries.claim_due_reminders(s, now, self.batch)
+        now = self.core.clock()
+        async with self.core.db.transaction(write=True) as s:
+            due = await reminders.claim_due(s, now, self.batch)
             for row in due:
+                assert row.id is not None
                 rid, kind, subject, due_at = row.id, row.kind, row.subject, row.due_at
                 try:
                     async with s.begin_nested():  # one reminder's failure undoes only its work
-                        skipped = await HANDLERS[kind](self, s, row, now)
+                        skipped = await HANDLERS[ReminderKind(kind)](
+                            self, s, row, parse_subject(subject), now
+                        )
                 except Exception as exc:
                     log.exception("reminder %s %s %s failed", rid, kind, subject)
                     await self._failed(s, rid, kind, subject, due_at, exc, now)
                     continue
-                row.status = "skipped" if skipped else "done"
+                row.status = ReminderStatus.SKIPPED if skipped else ReminderStatus.DONE
                 row.done_at, row.note = now, (skipped or None)
                 s.add(row)
                 log.info("reminder %s %s %s: %s", rid, kind, subject, row.status)
@@ -93,8 +105,8 @@ class ReminderRunner:
 
     async def _failed(
         self,
-        s: AsyncSession,
-        rid: int | None,
+        s: Session,
+        rid: int,
         kind: str,
         subject: str,
         due_at: datetime,
@@ -103,15 +115,11 @@ class ReminderRunner:
     ) -> None:
         """Mark a reminder whose handler failed, and tell staff (once: it is not tried again)."""
         error = f"{type(exc).__name__}: {exc}"
-        await s.exec(
-            update(Reminder)
-            .where(Reminder.id == rid)  # type: ignore[arg-type]
-            .values(status="failed", done_at=now, note=f"failed: {error}"[:300])
-        )
+        await reminders.mark_failed(s, rid, now, f"failed: {error}")
         await self.staff(
             s,
             f"reminder_failed/{rid}",
-            "reminder_failed",
+            NoticeKind.REMINDER_FAILED,
             None,
             {
                 "reminder": kind,
@@ -124,17 +132,22 @@ class ReminderRunner:
     # --- helpers for the handlers ------------------------------------------------------------
 
     async def staff(
-        self, s: AsyncSession, key: str, kind: str, factory: Factory | None, context: dict[str, Any]
+        self,
+        s: Session,
+        key: str,
+        kind: NoticeKind,
+        factory: Factory | None,
+        context: dict[str, Any],
     ) -> None:
-        country = self.services.countries.get(factory.country) if factory else None
+        country = self.core.countries.get(factory.country) if factory else None
         notice = notices.staff_alert(
             key,
             kind,
             country,
-            self.services.settings.staff_channel,
+            self.core.settings.staff_channel,
             {
                 "factory": {"id": factory.id, "name": factory.name} if factory else None,
-                "managers": await self.services.managers(s),
+                "managers": await access.managers(self.core, s),
                 **context,
             },
             factory_id=factory.id if factory else None,
@@ -142,143 +155,63 @@ class ReminderRunner:
         if notice is None:
             log.warning("no staff channel for reminder %s: set PNC_STAFF_CHANNEL", key)
             return
-        await self.services.enqueue(s, [notice])
+        await self.core.enqueue(s, [notice])
 
     def local(self, moment: datetime) -> str:
         """A moment as people read it: local time, with the zone named."""
-        settings = self.services.settings
+        settings = self.core.settings
         return f"{moment.astimezone(settings.tz).strftime('%Y-%m-%d %H:%M')} ({settings.timezone})"
 
 
-def _id(subject: str) -> int:
-    return int(subject.split(":")[1])
-
-
-async def _again(s: AsyncSession, row: Reminder, interval: timedelta, now: datetime) -> None:
+async def _again(
+    s: Session, row: Reminder, subject: Subject, interval: timedelta, now: datetime
+) -> None:
     """Schedule the next occurrence of a repeating reminder: ``interval`` after this one was
     due, or after now if that is already past (a reminder sent late does not bunch up)."""
     due = max(row.due_at + interval, now + interval)
-    await queries.add_reminders(s, [reminder(row.kind, row.subject, due, now)])
+    await reminders.add_reminders(
+        s, [reminders.reminder(ReminderKind(row.kind), subject, due, now)]
+    )
 
 
 async def _buyer_call(
-    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+    runner: ReminderRunner, s: Session, row: Reminder, subject: CallSubject, now: datetime
 ) -> str | None:
-    call = await s.get(BuyerCall, _id(row.subject))
+    call = await reminders.get_call(s, subject.call_id)
     if call is None or call.removed_at is not None:
         return "the call was removed"
-    countries = runner.services.countries
-    factories: dict[str, dict[str, Any]] = {}
-    by_buyer: dict[str, dict[str, Any]] = {}
-    rows = await queries.agenda(s)
-    issues = await queries.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
-    for r in rows:
-        # a country since removed from the configuration: the default country's rules
-        consecutive = (countries.get(r.country) or countries.default).rules.consecutive
-        factory = factories.setdefault(
-            r.id,
-            {
-                "id": r.id,
-                "name": r.name,
-                "country": r.country,
-                "state": r.state,
-                "label": policy.label_for(policy.State(r.state), r.streak, consecutive),
-                "last_assessed_on": r.last_on.isoformat() if r.last_on else None,
-                "last_nc_count": len(issues.get(r.id, [])),
-                "buyers": [],
-            },
-        )
-        if r.buyer_id:
-            factory["buyers"].append((r.buyer_name, r.buyer_id))
-            buyer = by_buyer.setdefault(
-                r.buyer_id,
-                {
-                    "id": r.buyer_id,
-                    "name": r.buyer_name,
-                    "emails": tuple(r.buyer_emails or ()),
-                    "factories": [],
-                },
-            )
-            buyer["factories"].append(factory)
-    held_at = runner.local(call.held_at)
-    planned = []
-    for buyer in by_buyer.values():  # each buyer: its own factories only, nothing of others
-        if not buyer["emails"]:
-            log.warning("buyer %s has no email address: no list for the call", buyer["id"])
-            continue
-        own = [{k: v for k, v in f.items() if k != "buyers"} for f in buyer["factories"]]
-        planned.append(
-            notices.Notice(
-                f"call:{call.id}/email/buyer/{buyer['id']}",
-                "buyer_call_reminder",
-                notices.EMAIL,
-                notices.BUYER,
-                buyer["id"],
-                buyer["name"],
-                buyer["emails"],
-                "en",
-                None,
-                {
-                    "recipient": notices.BUYER,
-                    "buyer": {"id": buyer["id"], "name": buyer["name"]},
-                    "call": {"held_at": held_at},
-                    "factories": own,
-                    "country": {"code": "", "name": ""},
-                },
-            )
-        )
-    # staff: the agenda grouped by buyer, in each staff channel for its countries' factories
-    channels: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for factory in factories.values():
-        channel = (countries.get(factory["country"]) or countries.default).staff_channel
-        channel = channel or runner.services.settings.staff_channel
-        if channel:
-            channels[channel].append(factory)
-    if not channels and runner.services.settings.staff_channel:
-        channels[runner.services.settings.staff_channel] = []
-    for channel, listed in channels.items():
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for factory in listed:  # grouped by buyer id (two buyers may share a name)
-            shown = {k: v for k, v in factory.items() if k != "buyers"}
-            for buyer in factory["buyers"] or [("(no subscribing buyer)", "")]:
-                groups[buyer].append(shown)
-        planned.append(
-            notices.Notice(
-                f"call:{call.id}/slack/staff/{channel}",
-                "buyer_call_agenda",
-                notices.SLACK,
-                notices.STAFF,
-                channel,
-                "staff",
-                (channel,),
-                "en",
-                None,
-                {
-                    "recipient": notices.STAFF,
-                    "urgent": False,
-                    "call": {"held_at": held_at},
-                    "groups": [
-                        {"buyer": name, "factories": f} for (name, _), f in sorted(groups.items())
-                    ],
-                },
-            )
-        )
-    await runner.services.enqueue(s, planned)
+    rows = await reminders.agenda(s)
+    issues = await reminders.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
+    planned, warnings = agenda.buyer_call(
+        subject,
+        runner.local(call.held_at),
+        rows,
+        issues,
+        runner.core.countries,
+        runner.core.settings.staff_channel,
+    )
+    for warning in warnings:
+        log.warning("%s", warning)
+    await runner.core.enqueue(s, planned)
     return None
 
 
 async def _readmission_review(
-    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+    runner: ReminderRunner,
+    s: Session,
+    row: Reminder,
+    subject: ApplicationSubject,
+    now: datetime,
 ) -> str | None:
-    application = await s.get(Readmission, _id(row.subject))
+    application = await history.get_application(s, subject.application_id)
     if application is None or application.decided_on is not None:
         return "the application was decided"
-    factory = await s.get(Factory, application.factory_id)
-    days = (runner.services.today() - application.applied_on).days
+    factory = await registry.get_factory(s, application.factory_id)
+    days = (runner.core.today() - application.applied_on).days
     await runner.staff(
         s,
-        f"{row.subject}/review/{row.id}",
-        "readmission_review_reminder",
+        f"{subject}/review/{row.id}",
+        NoticeKind.READMISSION_REVIEW_REMINDER,
         factory,
         {
             "applied_on": application.applied_on.isoformat(),
@@ -290,23 +223,28 @@ async def _readmission_review(
             else None,
         },
     )
-    await _again(s, row, timedelta(days=runner.services.settings.readmission_reminder_days), now)
+    every = timedelta(days=runner.core.settings.readmission_reminder_days)
+    await _again(s, row, subject, every, now)
     return None
 
 
 async def _unannounced_visit(
-    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+    runner: ReminderRunner,
+    s: Session,
+    row: Reminder,
+    subject: ApplicationSubject,
+    now: datetime,
 ) -> str | None:
-    application = await s.get(Readmission, _id(row.subject))
+    application = await history.get_application(s, subject.application_id)
     if application is None or application.decided_on is not None:
         return "the application was decided"
     if application.unannounced_on is None:
         return "no visit is scheduled"
-    factory = await s.get(Factory, application.factory_id)
+    factory = await registry.get_factory(s, application.factory_id)
     await runner.staff(
         s,
-        f"{row.subject}/visit/{row.id}",
-        "unannounced_visit_reminder",
+        f"{subject}/visit/{row.id}",
+        NoticeKind.UNANNOUNCED_VISIT_REMINDER,
         factory,
         {"visit_on": application.unannounced_on.isoformat()},
     )
@@ -314,47 +252,52 @@ async def _unannounced_visit(
 
 
 async def _stakeholder_meeting(
-    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+    runner: ReminderRunner, s: Session, row: Reminder, subject: FollowUpSubject, now: datetime
 ) -> str | None:
-    follow_up = await s.get(FollowUp, _id(row.subject))
+    follow_up = await reminders.get_follow_up(s, subject.follow_up_id)
     if follow_up is None or follow_up.closed_on is not None:
         return "the meeting was held"
-    factory = await s.get(Factory, follow_up.factory_id)
-    event = await s.get(PncEvent, follow_up.event_id)
-    buyers = (await queries.subscriber_parties(s, [follow_up.factory_id])).get(
+    factory = await registry.get_factory(s, follow_up.factory_id)
+    event = await history.get_event(s, follow_up.event_id)
+    buyers = (await registry.subscriber_parties(s, [follow_up.factory_id])).get(
         follow_up.factory_id, []
     )
     await runner.staff(
         s,
-        f"{row.subject}/meeting/{row.id}",
-        "stakeholder_meeting_reminder",
+        f"{subject}/meeting/{row.id}",
+        NoticeKind.STAKEHOLDER_MEETING_REMINDER,
         factory,
         {
             "designated_on": event.occurred_on.isoformat() if event else None,
             "buyers": [b.name for b in buyers],
         },
     )
-    await _again(s, row, timedelta(days=7), now)
+    await _again(s, row, subject, follow_ups.MEETING_EVERY, now)
     return None
 
 
 async def _cycle_end(
-    runner: ReminderRunner, s: AsyncSession, row: Reminder, now: datetime
+    runner: ReminderRunner, s: Session, row: Reminder, subject: CycleEndSubject, now: datetime
 ) -> str | None:
-    _, factory_id, day = row.subject.split(":", 2)
-    factory = await s.get(Factory, factory_id)
-    if factory is None or factory.cycle_end is None or factory.cycle_end.isoformat() != day:
+    factory = await registry.get_factory(s, subject.factory_id)
+    if factory is None or factory.cycle_end != subject.day:
         return "the service cycle's end changed"
-    if factory.state not in ("pnc", "readmission_review"):
+    if factory.state not in policy.DESIGNATED_STATES:
         return "the factory is no longer designated"
-    await runner.staff(s, f"{row.subject}/ended", "cycle_end_notice", factory, {"cycle_end": day})
+    await runner.staff(
+        s,
+        f"{subject}/ended",
+        NoticeKind.CYCLE_END_NOTICE,
+        factory,
+        {"cycle_end": subject.day.isoformat()},
+    )
     return None
 
 
-HANDLERS: dict[str, Handler] = {
-    "buyer_call": _buyer_call,
-    "readmission_review": _readmission_review,
-    "unannounced_visit": _unannounced_visit,
-    "stakeholder_meeting": _stakeholder_meeting,
-    "cycle_end": _cycle_end,
+HANDLERS: dict[ReminderKind, Handler] = {
+    ReminderKind.BUYER_CALL: _buyer_call,
+    ReminderKind.READMISSION_REVIEW: _readmission_review,
+    ReminderKind.UNANNOUNCED_VISIT: _unannounced_visit,
+    ReminderKind.STAKEHOLDER_MEETING: _stakeholder_meeting,
+    ReminderKind.CYCLE_END: _cycle_end,
 }

@@ -1,25 +1,26 @@
 """The async engine, sessions and transactions, for SQLite (embedded) and PostgreSQL.
 
-``Database.transaction(write=True)`` is the only way the services open a unit of work. On SQLite
+``Database.transaction(write=True)`` is the only way the use cases open a unit of work. On SQLite
 there is one writer at a time: within the process, writers queue on an asyncio lock before they
 take a connection (so waiting writers hold no pooled connection and readers are never starved);
 the transaction then starts with ``BEGIN IMMEDIATE``, so a writer in another process makes it
 wait (up to ``busy_timeout``) instead of failing when a read lock is upgraded. Readers never
-block in WAL mode. On PostgreSQL the services lock the rows they change (``SELECT … FOR UPDATE``).
+block in WAL mode. On PostgreSQL the use cases lock the rows they change (``SELECT … FOR UPDATE``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Executable, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -30,6 +31,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
 
+#: a unit of work: the use cases pass it to the store's functions, which hold the SQL
+Session = AsyncSession
+
 _WRITE = "pnc_write"
 _AFTER_COMMIT = "pnc_after_commit"
 
@@ -39,6 +43,25 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     pending = session.info.setdefault(_AFTER_COMMIT, [])
     if callback not in pending:
         pending.append(callback)
+
+
+async def flush_unique(session: AsyncSession, refusal: Exception) -> None:
+    """Flush, turning a race lost on a unique key into the refusal the check would give."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise refusal from None
+
+
+async def execute(
+    session: AsyncSession,
+    statement: Executable,
+    params: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+) -> CursorResult[Any]:
+    """Run a SQLAlchemy Core statement (on tables, not the session's objects) in the session's
+    transaction."""
+    conn = await session.connection()
+    return await conn.execute(statement, params)
 
 
 class Database:
@@ -107,6 +130,11 @@ class Database:
                     callback()
                 except Exception:
                     log.exception("after-commit callback failed")
+
+    async def ping(self) -> None:
+        """Connect and ask the database the simplest question (health checks)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -12,6 +12,9 @@ from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.policy import State
+from bot.vocabulary import NoticeMode, OutboxStatus, ReminderStatus
+
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -70,7 +73,7 @@ class Factory(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
     updated_at: datetime = Field(sa_column=_when())
     # snapshot of the policy's verdict (see module docstring)
-    state: str = Field(default="not_at_risk", max_length=32, index=True)
+    state: str = Field(default=State.NOT_AT_RISK.value, max_length=32, index=True)
     streak: int = 0
 
 
@@ -145,14 +148,6 @@ class Readmission(SQLModel, table=True):
     decision_note: str | None = Field(default=None, max_length=2000)
 
 
-class Notice:
-    """What to do about a new event's notices (the ``pnc_event.notice`` column)."""
-
-    DUE = "due"  # notify the factory, buyers, Inspectorate and staff
-    SUPPRESSED = "suppressed"  # historic import: recorded, nobody notified
-    HELD = "held"  # the history changed under notified events: staff review first
-
-
 class PncEvent(SQLModel, table=True):
     """An event the history gave rise to. ``key`` is the policy's stable key."""
 
@@ -166,8 +161,8 @@ class PncEvent(SQLModel, table=True):
     assessment_id: int | None = Field(default=None, foreign_key="assessment.id")
     application_id: int | None = Field(default=None, foreign_key="readmission.id")
     payload: dict[str, Any] = Field(sa_column=_json_dict())
-    #: due (to be notified) | suppressed (historic import) | held (history changed: staff review)
-    notice: str = Field(default="due", max_length=16)
+    #: a ``bot.vocabulary.NoticeMode``
+    notice: str = Field(default=NoticeMode.DUE.value, max_length=16)
     notified_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     created_at: datetime = Field(sa_column=_when())
     #: set when the history no longer supports the event
@@ -229,8 +224,8 @@ class OutboxMessage(SQLModel, table=True):
     #: everything the templates need, frozen when the notice is written
     payload: dict[str, Any] = Field(sa_column=_json_dict())
     message_id: str = Field(max_length=200)
-    #: pending | sending | sent | dead | cancelled
-    status: str = Field(default="pending", max_length=10)
+    #: a ``bot.vocabulary.OutboxStatus``
+    status: str = Field(default=OutboxStatus.PENDING.value, max_length=10)
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=_when())
     lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
@@ -298,13 +293,13 @@ class Reminder(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    #: buyer_call | readmission_review | unannounced_visit | stakeholder_meeting | cycle_end
+    #: a ``bot.vocabulary.ReminderKind``
     kind: str = Field(max_length=32)
-    #: what it is about: "call:7", "readmission:3", "follow_up:2", "factory:VN-1001"
+    #: what it is about, a ``bot.vocabulary.Subject`` as text: "call:7", "readmission:3", …
     subject: str = Field(max_length=100)
     due_at: datetime = Field(sa_column=_when())
-    #: pending | done | cancelled | skipped | failed (its handler raised; staff were told)
-    status: str = Field(default="pending", max_length=10)
+    #: a ``bot.vocabulary.ReminderStatus``
+    status: str = Field(default=ReminderStatus.PENDING.value, max_length=10)
     created_at: datetime = Field(sa_column=_when())
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     note: str | None = Field(default=None, max_length=300)
@@ -329,3 +324,22 @@ class CountryRules(SQLModel, table=True):
     country: str = Field(primary_key=True, max_length=2)
     fingerprint: str = Field(max_length=64)
     updated_at: datetime = Field(sa_column=_when())
+
+
+# --- the tables, for SQLAlchemy Core statements (bulk writes, claims, reports) ---------------
+
+FACTORIES = SQLModel.metadata.tables["factory"]
+BUYERS = SQLModel.metadata.tables["buyer"]
+SUBSCRIPTIONS = SQLModel.metadata.tables["subscription"]
+ASSESSMENTS = SQLModel.metadata.tables["assessment"]
+READMISSIONS = SQLModel.metadata.tables["readmission"]
+EVENTS = SQLModel.metadata.tables["pnc_event"]
+ROLES = SQLModel.metadata.tables["role"]
+AUDIT = SQLModel.metadata.tables["audit"]
+OUTBOX = SQLModel.metadata.tables["outbox"]
+CHANNELS = SQLModel.metadata.tables["delivery_channel"]
+CALLS = SQLModel.metadata.tables["buyer_call"]
+FOLLOW_UPS = SQLModel.metadata.tables["follow_up"]
+REMINDERS = SQLModel.metadata.tables["reminder"]
+SLACK_REQUESTS = SQLModel.metadata.tables["slack_request"]
+COUNTRY_RULES = SQLModel.metadata.tables["country_rules"]

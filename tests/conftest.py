@@ -18,10 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from bot.countries import load_config
-from bot.importer import Importer
 from bot.roles import Actor, RoleLevel
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases.core import Core
 from store import migrate
 from store.db import Database
 
@@ -131,29 +130,18 @@ def settings(database: Database) -> Settings:
 
 
 @pytest.fixture
-def services(db: Database, settings: Settings, clock: FrozenClock) -> Services:
-    return Services(db, load_config(settings), settings, clock)
+def core(db: Database, settings: Settings, clock: FrozenClock) -> Core:
+    return Core(db, load_config(settings), settings, clock)
 
 
 @pytest.fixture
-def importer(services: Services) -> Importer:
-    return Importer(services)
-
-
-@pytest.fixture
-def deliver(services: Services, clock: FrozenClock, tmp_path: Path) -> Any:
+def deliver(core: Core, clock: FrozenClock, tmp_path: Path) -> Any:
     """Deliver the emails due now (to files), as a running bot would have."""
     from bot.dispatcher import Dispatcher
     from bot.transports import FileTransport
 
     async def run() -> int:
-        dispatcher = Dispatcher(
-            services.db,
-            services.settings,
-            services.config,
-            [FileTransport(tmp_path / "delivered")],
-            clock,
-        )
+        dispatcher = Dispatcher.for_core(core, [FileTransport(tmp_path / "delivered")])
         total = 0
         while claimed := await dispatcher.run_once():
             total += claimed

@@ -8,16 +8,16 @@ from email import policy
 from email.message import EmailMessage, Message
 
 from bot import notices
-from store.models import OutboxMessage
+from store.outbox import Claimed
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
 
 def row_for(
     notice: notices.Notice, domain: str = "betterwork.example", now: datetime = NOW
-) -> OutboxMessage:
-    """The outbox row the services would write for ``notice``, due ``now``."""
-    return OutboxMessage(**notices.outbox_row(notice, now, domain))
+) -> Claimed:
+    """The outbox row the use cases would write for ``notice``, due ``now``, as claimed."""
+    return Claimed.of(notices.outbox_row(notice, now, domain))
 
 
 def parsed(message: Message) -> EmailMessage:

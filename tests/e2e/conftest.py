@@ -16,12 +16,12 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.bootstrap import Bot
-from bot.importer import Importer
 from bot.roles import Actor, RoleLevel
 from bot.server import Server
-from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
+from bot.usecases import access, imports
+from bot.usecases.core import Core
 from store.db import Database
 from tests.conftest import EXAMPLES
 from tests.fakes import FakeSlack
@@ -146,18 +146,18 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def bot_server(
     db: Database,
     settings: Settings,
-    services: Services,
+    core: Core,
     slack: FakeSlack,
     http: aiohttp.ClientSession,
 ) -> AsyncIterator[Server]:
     app = build_slack_app(
-        services,
+        core,
         token=BOT_TOKEN,
         signing_secret=SIGNING_SECRET,
         api_url=f"{slack.url}/api/",
         http=http,
     )
-    bot = Bot(settings, services.config, db, services, Importer(services))
+    bot = Bot(settings, core.config, db, core)
     server = Server(bot, app, signing_secret=SIGNING_SECRET)
     await server.start("127.0.0.1", 0)
     yield server
@@ -175,10 +175,10 @@ VIEWER, ASSESSOR, MANAGER, STRANGER = "U0VIEW", "U0ASSESS", "U0MGR", "U0NOBODY"
 
 
 @pytest.fixture
-async def people(services: Services, importer: Importer) -> None:
+async def people(core: Core) -> None:
     """The sample factories and buyers, and one person with each role."""
     admin = Actor(ADMIN, RoleLevel.MANAGER, "test")
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", admin)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", admin)
     for user, role in ((VIEWER, "viewer"), (ASSESSOR, "assessor"), (MANAGER, "manager")):
-        await services.grant_role(admin, user, role)
+        await access.grant(core, admin, user, role)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services import Services
+from bot.usecases.core import Core
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import ASSESSOR, SlackClient
 
@@ -51,7 +51,7 @@ def outage() -> Iterator[None]:
 
 
 async def test_the_bot_rides_out_a_database_restart(
-    client: SlackClient, services: Services, people: None, outage: None
+    client: SlackClient, core: Core, people: None, outage: None
 ) -> None:
     before = await client.command("assess VN-1004 2026-10-01 none", ASSESSOR)
     assert "Recorded" in before.text

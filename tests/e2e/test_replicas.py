@@ -23,7 +23,8 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, select
 
 from bot import policy
-from bot.services import Services
+from bot.usecases import reading, registry
+from bot.usecases.core import Core
 from store.db import Database
 from store.models import OutboxMessage, Reminder
 from tests.conftest import BACKENDS, MANAGER
@@ -155,16 +156,16 @@ class Client:
 
 
 async def test_three_replicas_one_killed_nothing_lost_nothing_twice(
-    db: Database, services: Services, smtp: SmtpServer, slack: FakeSlack
+    db: Database, core: Core, smtp: SmtpServer, slack: FakeSlack
 ) -> None:
     for b in range(4):
-        await services.add_buyer(MANAGER, f"B-{b}", f"Buyer {b}", f"sourcing@b{b}.example")
+        await registry.add_buyer(core, MANAGER, f"B-{b}", f"Buyer {b}", f"sourcing@b{b}.example")
     for n in range(FACTORIES):
-        await services.add_factory(
-            MANAGER, factory_id(n), f"Factory {n}", "VN", f"hr@f{n}.example", "en"
+        await registry.add_factory(
+            core, MANAGER, factory_id(n), f"Factory {n}", "VN", f"hr@f{n}.example", "en"
         )
         for buyer in buyers_of(n):
-            await services.subscribe(MANAGER, buyer, factory_id(n))
+            await registry.subscribe(core, MANAGER, buyer, factory_id(n))
 
     env = environment(
         {
@@ -218,7 +219,7 @@ async def test_three_replicas_one_killed_nothing_lost_nothing_twice(
         # every notice and the call's reminder delivered: nothing waiting, nothing in a claim
         deadline = time.monotonic() + 120
         while True:
-            async with services.db.transaction() as s:
+            async with core.db.transaction() as s:
                 open_rows = (
                     await s.exec(
                         select(func.count())
@@ -263,7 +264,7 @@ async def test_three_replicas_one_killed_nothing_lost_nothing_twice(
             for i, (day, codes) in enumerate(zip(DAYS, PATTERNS[n % 4], strict=True))
         ]
         evaluation = policy.evaluate(policy.Rules(), fid, history)
-        view = await services.status(fid)
+        view = await reading.status(core, fid)
         assert (view.state, view.label) == (evaluation.state.value, evaluation.label), fid
         for event in evaluation.events:
             kind = event.kind.value

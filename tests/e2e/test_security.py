@@ -27,14 +27,13 @@ from sqlalchemy import select, text
 from bot import mail
 from bot.dispatcher import Dispatcher
 from bot.errors import ImportRejected, PermissionDenied
-from bot.importer import Importer
-from bot.readmission import Readmissions
-from bot.roles import PERMISSIONS, Actor, RoleLevel
-from bot.schedule import Calls
-from bot.services import Services
+from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
 from bot.transports import FileTransport, SlackTransport
-from handlers.parse import parse
+from bot.usecases import access, assessments, calls, imports, readmission
+from bot.usecases.core import Core
+from handlers import commands
+from handlers.commands import parse
 from store.db import Database
 from store.models import AuditEntry, OutboxMessage
 from tests.conftest import EXAMPLES
@@ -81,13 +80,13 @@ def settings(database: Database) -> Settings:
 
 
 @pytest.fixture
-async def people(services: Services, importer: Importer) -> Actor:
+async def people(core: Core) -> Actor:
     """The sample factories and buyers, and one person with each role; returns the chief."""
     chief = Actor(CHIEF, RoleLevel.MANAGER, "test")
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", chief)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", chief)
     for user, role in ((VIEWER, "viewer"), (ASSESSOR, "assessor"), (MANAGER, "manager")):
-        await services.grant_role(chief, user, role)
+        await access.grant(core, chief, user, role)
     return chief
 
 
@@ -100,9 +99,9 @@ async def counts(db: Database) -> dict[str, int]:
 
 
 async def audit_rows(
-    services: Services, user: str | None = None, action: str | None = None
+    core: Core, user: str | None = None, action: str | None = None
 ) -> list[AuditEntry]:
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         stmt = select(AuditEntry).order_by(AuditEntry.id)  # type: ignore[arg-type]
         if user is not None:
             stmt = stmt.where(AuditEntry.actor == user)
@@ -111,8 +110,8 @@ async def audit_rows(
         return list((await s.exec(stmt)).scalars().all())  # type: ignore[call-overload]
 
 
-async def no_errors_audited(services: Services) -> None:
-    rows = await audit_rows(services)
+async def no_errors_audited(core: Core) -> None:
+    rows = await audit_rows(core)
     errors = [(a.actor, a.subject, a.detail) for a in rows if a.outcome == "error"]
     assert errors == [], errors
 
@@ -128,7 +127,12 @@ def cell(value: str) -> str:
 
 # --- 1. the role matrix ----------------------------------------------------------------------
 
-#: a representative ``/pnc`` text for every action of ``bot.roles.PERMISSIONS``
+#: the least role of every action: each Slack subcommand's, and the importer's
+PERMISSIONS: dict[str, RoleLevel] = {
+    **{action: p.role for action, p in commands.PERMISSIONS.items()},
+    imports.IMPORT.action: imports.IMPORT.role,
+}
+#: a representative ``/pnc`` text for every action of ``PERMISSIONS``
 ACTIONS: dict[str, str] = {
     "help": "help",
     "status": "status VN-1001",
@@ -166,18 +170,18 @@ def test_the_matrix_covers_every_action() -> None:
             assert parse(line.format(notice=1)).action == action, line
 
 
-async def prepare(action: str, services: Services, chief: Actor) -> dict[str, Any]:
+async def prepare(action: str, core: Core, chief: Actor) -> dict[str, Any]:
     """What the action needs to find, so that the first person allowed succeeds."""
     if action in ("readmission unannounced", "readmission approve", "readmission reject"):
-        await Readmissions(services).apply(chief, "VN-1001", ["https://drive.example/e"])
+        await readmission.apply(core, chief, "VN-1001", ["https://drive.example/e"])
     elif action == "calls remove":
-        await Calls(services).add(chief, "2030-02-10")
+        await calls.add(core, chief, "2030-02-10")
     elif action == "role revoke":
-        await services.grant_role(chief, "U0OTHER", "viewer")
+        await access.grant(core, chief, "U0OTHER", "viewer")
     elif action in ("meeting held", "outbox retry"):
         for day in ("2026-11-02", "2026-11-10"):  # VN-1002 is designated: notices, a meeting
-            await services.record_assessment(chief, "VN-1002", day, FAIL4)
-        async with services.db.transaction() as s:
+            await assessments.record(core, chief, "VN-1002", day, FAIL4)
+        async with core.db.transaction() as s:
             ids = (await s.exec(select(OutboxMessage.id))).scalars().all()  # type: ignore[call-overload]
         return {"notice": min(ids)}
     return {}
@@ -187,8 +191,7 @@ async def prepare(action: str, services: Services, chief: Actor) -> dict[str, An
 async def test_role_matrix(
     action: str,
     client: SlackClient,
-    services: Services,
-    importer: Importer,
+    core: Core,
     people: Actor,
     tmp_path: Path,
 ) -> None:
@@ -196,26 +199,26 @@ async def test_role_matrix(
     action's; a refusal writes nothing and is audited."""
     least = PERMISSIONS[action]
     if action == "import":
-        await import_matrix(client, services, importer, tmp_path)
+        await import_matrix(client, core, tmp_path)
         return
-    line = ACTIONS[action].format(**await prepare(action, services, people))
+    line = ACTIONS[action].format(**await prepare(action, core, people))
     first_allowed = True
     for user, role in PEOPLE:
-        before = await counts(services.db)
-        audited = len(await audit_rows(services, user, "command"))
+        before = await counts(core.db)
+        audited = len(await audit_rows(core, user, "command"))
         reply = await client.command(line, user)
         below = role is None or role < least
         denied = f"`{action}` needs the {least.label} role" in reply.text
         assert denied == below, (user, reply.text)
         assert reply.payload.get("response_type") == "ephemeral"
         assert "Something went wrong" not in reply.text, (user, reply.text)
-        entries = await audit_rows(services, user, "command")
+        entries = await audit_rows(core, user, "command")
         assert len(entries) == audited + 1  # every command, accepted or refused
         entry = entries[-1]
         assert (entry.action, entry.subject) == ("command", f"/pnc {line}")
         if below:
             assert refused(reply)
-            assert await counts(services.db) == before, user
+            assert await counts(core.db) == before, user
             assert entry.outcome == "refused"
             assert entry.detail["error"] == "permission_denied"
         else:
@@ -225,25 +228,23 @@ async def test_role_matrix(
                 first_allowed = False
 
 
-async def import_matrix(
-    client: SlackClient, services: Services, importer: Importer, tmp_path: Path
-) -> None:
+async def import_matrix(client: SlackClient, core: Core, tmp_path: Path) -> None:
     """The importer asks the same table; Slack has no import for anyone."""
     for user, _ in PEOPLE:
         reply = await client.command(ACTIONS["import"], user)
         assert "`import` is not a pnc-bot command" in reply.text
-        assert (await audit_rows(services, user, "command"))[-1].outcome == "refused"
+        assert (await audit_rows(core, user, "command"))[-1].outcome == "refused"
     csv = tmp_path / "factories.csv"
     csv.write_text("factory_id,name,country,emails\nVN-3002,Imported,VN,a@imported.example\n")
     for user, role in PEOPLE:
-        before = await counts(services.db)
+        before = await counts(core.db)
         actor = Actor(user, role, "cli")
         if role is None or role < PERMISSIONS["import"]:
             with pytest.raises(PermissionDenied, match="`import` needs the manager role"):
-                await importer.run("factories", csv, actor)
-            assert await counts(services.db) == before
+                await imports.run(core, "factories", csv, actor)
+            assert await counts(core.db) == before
         else:
-            assert (await importer.run("factories", csv, actor)).added == 1
+            assert (await imports.run(core, "factories", csv, actor)).added == 1
 
 
 # --- 2. hostile input ------------------------------------------------------------------------
@@ -268,16 +269,10 @@ def markup_in(value: Any) -> list[str]:
     return MARKUP.findall(dumped)
 
 
-async def deliver(services: Services, slack: FakeSlack, folder: Path) -> None:
+async def deliver(core: Core, slack: FakeSlack, folder: Path) -> None:
     """Deliver every notice due, as the running bot would: emails to files, alerts to Slack."""
     client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{slack.url}/api/")
-    dispatcher = Dispatcher(
-        services.db,
-        services.settings,
-        services.config,
-        [FileTransport(folder), SlackTransport(client)],
-        services.clock,
-    )
+    dispatcher = Dispatcher.for_core(core, [FileTransport(folder), SlackTransport(client)])
     while await dispatcher.run_once():
         pass
 
@@ -369,7 +364,7 @@ async def test_slack_markup_in_any_field_never_pings_or_links(
     field: str,
     client: SlackClient,
     slack: FakeSlack,
-    services: Services,
+    core: Core,
     people: Actor,
     tmp_path: Path,
 ) -> None:
@@ -390,19 +385,18 @@ async def test_slack_markup_in_any_field_never_pings_or_links(
         if echoed and not mention:
             shown = " ".join(seen).lower()
             assert typed(raw).lower() in shown or typed(raw)[:20].lower() in shown, (raw, seen)
-    await deliver(services, slack, tmp_path / "mail")
+    await deliver(core, slack, tmp_path / "mail")
     posts = staff_posts(slack)
     assert markup_in(posts) == [], posts
     if field in ("factory name", "buyer name", "reason"):
         assert any("&lt;!channel&gt;" in p["text"] for p in posts)  # shown, as text
-    await no_errors_audited(services)
+    await no_errors_audited(core)
 
 
 async def test_slack_markup_imported_from_csv_never_pings_or_links(
     client: SlackClient,
     slack: FakeSlack,
-    services: Services,
-    importer: Importer,
+    core: Core,
     people: Actor,
     tmp_path: Path,
 ) -> None:
@@ -426,7 +420,7 @@ async def test_slack_markup_imported_from_csv_never_pings_or_links(
     for kind, content in files.items():
         path = tmp_path / f"{kind}-<!here>.csv"  # a file name is shown too (history: via …)
         path.write_text(content)
-        await importer.run(kind, path, people, notify=kind == "assessments")
+        await imports.run(core, kind, path, people, notify=kind == "assessments")
     replies = []
     for n in range(len(names)):
         for line in (f"status VN-74{n}", f"history VN-74{n}"):
@@ -441,7 +435,7 @@ async def test_slack_markup_imported_from_csv_never_pings_or_links(
     assert await client.event({"type": "app_home_opened", "user": VIEWER, "tab": "home"}) == 200
     home = await slack.wait(lambda: slack.calls_to("views.publish"))
     assert markup_in(home[0].body) == [] and "&lt;@U0ADMIN&gt;" in json.dumps(home[0].body)
-    await deliver(services, slack, tmp_path / "mail")
+    await deliver(core, slack, tmp_path / "mail")
     posts = staff_posts(slack)
     assert len(posts) >= len(names)  # an at-risk alert for each factory
     assert markup_in(posts) == [], posts
@@ -467,14 +461,14 @@ class Html(HTMLParser):
         self.data.append(data)
 
 
-async def emails_of(services: Services, factory_id: str) -> list[Any]:
+async def emails_of(core: Core, factory_id: str) -> list[Any]:
     """Every email notice about a factory, as a mail client receives it from the dispatcher."""
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         stmt = select(OutboxMessage).where(
             OutboxMessage.factory_id == factory_id, OutboxMessage.channel == "email"
         )
         rows = (await s.exec(stmt)).scalars().all()  # type: ignore[call-overload]
-    return [(row, parsed(mail.build(row, services.settings))) for row in rows]
+    return [(row, parsed(mail.build(row, core.settings))) for row in rows]
 
 
 HTML_NAME = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
@@ -483,7 +477,7 @@ HTML_REASON = "<script>alert(5)</script><iframe src=https://evil.example>"
 
 
 async def test_html_in_names_and_reasons_is_escaped_in_emails(
-    client: SlackClient, services: Services, importer: Importer, people: Actor, tmp_path: Path
+    client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
     """A factory named in Slack and a buyer imported from CSV, both with HTML in their names, a
     rejection with HTML in its reason: every email's HTML part shows them as text."""
@@ -493,14 +487,14 @@ async def test_html_in_names_and_reasons_is_escaped_in_emails(
     assert "Registered factory" in added.text
     buyers = tmp_path / "buyers.csv"
     buyers.write_text(f"buyer_id,name,emails\nB-HTML,{cell(HTML_BUYER)},b@h.example\n")
-    await importer.run("buyers", buyers, people)
+    await imports.run(core, "buyers", buyers, people)
     assert "now subscribes" in (await client.command("subscribe B-HTML VN-7777", MANAGER)).text
     for day in ("2026-09-01", "2026-10-01", "2026-11-01"):  # warnings, then a designation
         await client.command(f"assess VN-7777 {day} {FAIL4}", MANAGER)
     await client.command("readmission apply VN-7777 https://drive.example/e", MANAGER)
     rejected = await client.command(f"readmission reject VN-7777 {typed(HTML_REASON)}", MANAGER)
     assert "rejected" in rejected.text
-    built = await emails_of(services, "VN-7777")
+    built = await emails_of(core, "VN-7777")
     kinds = {row.kind for row, _ in built}
     assert {"at_risk_warning", "pnc_designated", "inspectorate_referral"} <= kinds
     assert "readmission_rejected" in kinds
@@ -542,19 +536,19 @@ CRLF_LINES = [
 
 
 async def test_line_breaks_that_could_reach_an_email_header_are_refused(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     for line, expected in CRLF_LINES:
         reply = await client.command(line, MANAGER)
         assert refused(reply) and expected in reply.text, reply.text
         assert "\r" not in reply.text
-        assert (await audit_rows(services, MANAGER, "command"))[-1].outcome == "refused"
-    assert await counts(services.db) == before
+        assert (await audit_rows(core, MANAGER, "command"))[-1].outcome == "refused"
+    assert await counts(core.db) == before
 
 
 async def test_line_breaks_in_csv_cells_are_refused(
-    services: Services, importer: Importer, people: Actor, tmp_path: Path
+    core: Core, people: Actor, tmp_path: Path
 ) -> None:
     files = {
         "factories": "factory_id,name,country,emails\n"
@@ -568,10 +562,10 @@ async def test_line_breaks_in_csv_cells_are_refused(
     for kind, content in files.items():
         path = tmp_path / f"{kind}.csv"
         path.write_bytes(content.encode())
-        before = await counts(services.db)
+        before = await counts(core.db)
         with pytest.raises(ImportRejected) as caught:
-            await importer.run(kind, path, people)
-        assert await counts(services.db) == before  # the good row is not written either
+            await imports.run(core, kind, path, people)
+        assert await counts(core.db) == before  # the good row is not written either
         reasons = [reason for _, reason in caught.value.errors]
         assert len(reasons) == 2, reasons
         assert "control characters" in reasons[0]
@@ -579,14 +573,14 @@ async def test_line_breaks_in_csv_cells_are_refused(
 
 
 async def test_a_line_break_between_words_is_only_a_space_in_headers(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
     """Unquoted, a line break separates words: the name is stored on one line and the email
     headers carry no injected field."""
     reply = await client.command(f"factory add VN-7793 {CRLF} VN hr@acme.example en", MANAGER)
     assert "Registered factory `VN-7793` — Acme Bcc: x@evil.example" in reply.text
     await client.command(f"assess VN-7793 2026-11-01 {FAIL4}", MANAGER)
-    built = await emails_of(services, "VN-7793")
+    built = await emails_of(core, "VN-7793")
     assert built
     for _, message in built:
         assert message["Bcc"] is None
@@ -599,7 +593,7 @@ SQL_NAMES = ("Robert'); DROP TABLE factory;--", "100% _cotton_ C:\\temp", "x' OR
 
 
 async def test_sql_metacharacters_in_names_are_stored_and_shown_verbatim(
-    client: SlackClient, services: Services, importer: Importer, people: Actor, tmp_path: Path
+    client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
     for n, name in enumerate(SQL_NAMES):
         reply = await client.command(f'factory add VN-780{n} "{name}" VN f{n}@sql.example', MANAGER)
@@ -610,14 +604,14 @@ async def test_sql_metacharacters_in_names_are_stored_and_shown_verbatim(
         "buyer_id,name,emails\n"
         + "".join(f"B-SQL{n},{cell(name)},b{n}@sql.example\n" for n, name in enumerate(SQL_NAMES))
     )
-    assert (await importer.run("buyers", buyers, people)).added == len(SQL_NAMES)
-    async with services.db.engine.connect() as conn:
+    assert (await imports.run(core, "buyers", buyers, people)).added == len(SQL_NAMES)
+    async with core.db.engine.connect() as conn:
         factories = dict((await conn.execute(text("SELECT id, name FROM factory"))).all())
         stored = dict((await conn.execute(text("SELECT id, name FROM buyer"))).all())
     assert [factories[f"VN-780{n}"] for n in range(len(SQL_NAMES))] == list(SQL_NAMES)
     assert [stored[f"B-SQL{n}"] for n in range(len(SQL_NAMES))] == list(SQL_NAMES)
     assert len(factories) == 6 + len(SQL_NAMES)  # the table is still there, with all its rows
-    await no_errors_audited(services)
+    await no_errors_audited(core)
 
 
 #: ids as typed in Slack (inside double quotes: ``\\\\`` is one backslash)
@@ -625,9 +619,9 @@ SQL_IDS = ("VN-1001'--", "VN-1001;DROP", "VN-100%", "VN%", "VN-1001\\\\", "' OR 
 
 
 async def test_sql_metacharacters_in_ids_are_refused(
-    client: SlackClient, services: Services, importer: Importer, people: Actor, tmp_path: Path
+    client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     for bad_id in SQL_IDS:
         for line in (
             f'status "{bad_id}"',
@@ -643,11 +637,11 @@ async def test_sql_metacharacters_in_ids_are_refused(
         "factory_id,name,country,emails\n" + "".join(f"{c},Name,VN,a@b.example\n" for c in cells)
     )
     with pytest.raises(ImportRejected) as caught:
-        await importer.run("factories", path, people)
+        await imports.run(core, "factories", path, people)
     assert len(caught.value.errors) == len(SQL_IDS)
     assert all("is not a valid factory id" in reason for _, reason in caught.value.errors)
-    assert await counts(services.db) == before
-    await no_errors_audited(services)
+    assert await counts(core.db) == before
+    await no_errors_audited(core)
 
 
 async def test_an_underscore_in_an_id_is_not_a_wildcard(client: SlackClient, people: Actor) -> None:
@@ -658,9 +652,9 @@ async def test_an_underscore_in_an_id_is_not_a_wildcard(client: SlackClient, peo
 
 
 async def test_very_long_input_gets_a_clear_refusal(
-    client: SlackClient, services: Services, importer: Importer, people: Actor, tmp_path: Path
+    client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     cases = [
         ("status " + "A" * 4993, "The command is 5000 characters long. Use at most 4000."),
         (
@@ -683,9 +677,9 @@ async def test_very_long_input_gets_a_clear_refusal(
         reply = await client.command(line, MANAGER)
         assert refused(reply) and expected in reply.text, (line[:40], reply.text[:300])
         assert len(reply.text) < 1000  # the input is not echoed whole
-        entry = (await audit_rows(services, MANAGER, "command"))[-1]
+        entry = (await audit_rows(core, MANAGER, "command"))[-1]
         assert entry.outcome == "refused" and len(entry.subject or "") <= 200
-    assert await counts(services.db) == before
+    assert await counts(core.db) == before
     csv = tmp_path / "factories.csv"
     csv.write_text(
         "factory_id,name,country,emails\n"
@@ -694,16 +688,16 @@ async def test_very_long_input_gets_a_clear_refusal(
         f"VN-7853,Name,VN,{'m' * 300}@b.example\n"
     )
     with pytest.raises(ImportRejected) as caught:
-        await importer.run("factories", csv, people)
+        await imports.run(core, "factories", csv, people)
     reasons = [reason for _, reason in caught.value.errors]
     assert "The factory name is 10000 characters long. Use at most 200." in reasons[0]
     assert "is not a valid factory id" in reasons[1] and len(reasons[1]) < 300
     assert "is not a valid email address" in reasons[2]
-    assert await counts(services.db) == before
+    assert await counts(core.db) == before
     # a body larger than any Slack request is turned away before it is read
     _, body = client.command_body("status " + "A" * 2_000_000, MANAGER)
     assert (await client.post(body, FORM))[0] == 413
-    await no_errors_audited(services)
+    await no_errors_audited(core)
 
 
 async def command_with_bytes(client: SlackClient, line: str, user: str, raw: str) -> Reply:
@@ -721,7 +715,7 @@ NOT_UTF8 = ("%FF%FE", "%ED%B3%BF", "%C0%80", "%F4%90%80%80")
 
 
 async def test_bytes_that_are_not_utf8_are_replaced_or_refused(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
     for n, raw in enumerate(NOT_UTF8):
         added = await command_with_bytes(
@@ -729,7 +723,7 @@ async def test_bytes_that_are_not_utf8_are_replaced_or_refused(
         )
         assert "Something went wrong" not in added.text
         if not refused(added):
-            async with services.db.engine.connect() as conn:
+            async with core.db.engine.connect() as conn:
                 name = (
                     await conn.execute(text(f"SELECT name FROM factory WHERE id = 'VN-784{n}'"))
                 ).scalar_one()
@@ -738,12 +732,12 @@ async def test_bytes_that_are_not_utf8_are_replaced_or_refused(
         for line in ("status VN-ZZRAWZZ", "assess VN-1002 2026-11-01 CO-01,ZZRAWZZ"):
             reply = await command_with_bytes(client, line, MANAGER, raw)
             assert refused(reply), reply.text
-    await no_errors_audited(services)
-    assert len(await audit_rows(services, MANAGER, "command")) == 3 * len(NOT_UTF8)
+    await no_errors_audited(core)
+    assert len(await audit_rows(core, MANAGER, "command")) == 3 * len(NOT_UTF8)
 
 
 async def test_bidirectional_and_invisible_characters_are_stored_safely_or_refused(
-    client: SlackClient, services: Services, importer: Importer, people: Actor, tmp_path: Path
+    client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
     name = "Acme\u202etxt.exe\u200d\u200bLtd\u2066"
     added = await client.command(f'factory add VN-7860 "{name}" VN a@b.example', MANAGER)
@@ -754,33 +748,33 @@ async def test_bidirectional_and_invisible_characters_are_stored_safely_or_refus
         assert refused(reply) and "is not a valid factory id" in reply.text, reply.text
     csv = tmp_path / "buyers.csv"
     csv.write_text(f"buyer_id,name,emails\nB-BIDI,{name},b@bidi.example\n", encoding="utf-8")
-    assert (await importer.run("buyers", csv, people)).added == 1
+    assert (await imports.run(core, "buyers", csv, people)).added == 1
     csv.write_text("buyer_id,name,emails\nB\u202e-X,Name,b@bidi.example\n", encoding="utf-8")
     with pytest.raises(ImportRejected, match="1 bad row"):
-        await importer.run("buyers", csv, people)
-    async with services.db.engine.connect() as conn:
+        await imports.run(core, "buyers", csv, people)
+    async with core.db.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT name FROM buyer WHERE id = 'B-BIDI'"))).one()
     assert stored[0] == name
-    await no_errors_audited(services)
+    await no_errors_audited(core)
 
 
 async def test_csv_files_that_are_not_utf8_or_hold_nul_are_refused(
-    services: Services, importer: Importer, people: Actor, tmp_path: Path
+    core: Core, people: Actor, tmp_path: Path
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     csv = tmp_path / "factories.csv"
     header = b"factory_id,name,country,emails\n"
     for bad in (b"Acme \xff\xfe Ltd", "Acme \udcff".encode("utf-8", "surrogatepass")):
         csv.write_bytes(header + b"VN-7870," + bad + b",VN,a@b.example\n")
         with pytest.raises(ImportRejected) as caught:
-            await importer.run("factories", csv, people)
+            await imports.run(core, "factories", csv, people)
         assert caught.value.errors == [(2, "not UTF-8 text: save the file as CSV UTF-8")]
     csv.write_bytes(header + b"VN-7872,Acme\x00Ltd,VN,a@b.example\nVN-78\x0073,Acme,VN,a@b.ex\n")
     with pytest.raises(ImportRejected) as caught:
-        await importer.run("factories", csv, people)
+        await imports.run(core, "factories", csv, people)
     reasons = [reason for _, reason in caught.value.errors]
     assert "control characters" in reasons[0] and "is not a valid factory id" in reasons[1]
-    assert await counts(services.db) == before
+    assert await counts(core.db) == before
 
 
 @pytest.mark.parametrize(
@@ -804,16 +798,16 @@ async def test_csv_files_that_are_not_utf8_or_hold_nul_are_refused(
 )
 async def test_numbers_out_of_range_get_a_clear_refusal(
     client: SlackClient,
-    services: Services,
+    core: Core,
     people: Actor,
     line: str,
     expected: str,
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     reply = await client.command(line, MANAGER)
     assert refused(reply) and expected in reply.text, reply.text
-    assert await counts(services.db) == before
-    await no_errors_audited(services)
+    assert await counts(core.db) == before
+    await no_errors_audited(core)
 
 
 NUL_LINES = [
@@ -825,22 +819,22 @@ NUL_LINES = [
 
 
 async def test_nul_characters_are_refused_and_the_refusal_audited(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     for line, expected in NUL_LINES:
         reply = await client.command(line, MANAGER)
         assert refused(reply) and expected in reply.text, reply.text
         assert "\x00" not in reply.text
-    assert await counts(services.db) == before
-    entries = await audit_rows(services, MANAGER, "command")
+    assert await counts(core.db) == before
+    entries = await audit_rows(core, MANAGER, "command")
     assert [e.outcome for e in entries] == ["refused"] * len(NUL_LINES)
 
 
 async def test_control_characters_in_links_are_refused(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
-    before = await counts(services.db)
+    before = await counts(core.db)
     for link in ("https://drive.example/\x1b[2J\x1b[31mOK", "https://drive.example/a\x07b"):
         for line in (
             f"readmission apply VN-1001 {link}",
@@ -848,7 +842,7 @@ async def test_control_characters_in_links_are_refused(
         ):
             reply = await client.command(line, ASSESSOR)
             assert refused(reply) and "is not a link" in reply.text, reply.text
-    assert await counts(services.db) == before
+    assert await counts(core.db) == before
 
 
 def submission(user: str, factory: str) -> dict[str, Any]:
@@ -876,28 +870,28 @@ def submission(user: str, factory: str) -> dict[str, Any]:
 
 
 async def test_the_form_refuses_odd_characters_and_audits_the_refusal(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
     for factory in ("VN-1003\u202e", "<!channel>", "VN-1003'--", "V" * 300):
         status, answer = await client.interaction(submission(ASSESSOR, factory))
         assert status == 200 and answer["response_action"] == "errors"
         assert "is not a valid factory id" in answer["errors"]["factory"]  # plain text
-    entries = await audit_rows(services, ASSESSOR, "command")
+    entries = await audit_rows(core, ASSESSOR, "command")
     assert [e.outcome for e in entries] == ["refused"] * 4
 
 
 async def test_a_lone_surrogate_in_the_form_is_refused_and_audited(
-    client: SlackClient, services: Services, people: Actor
+    client: SlackClient, core: Core, people: Actor
 ) -> None:
     status, answer = await client.interaction(submission(ASSESSOR, "VN-1003\udcff"))
     assert status == 200 and answer["response_action"] == "errors"
     assert "is not a valid factory id" in answer["errors"]["factory"]
-    entries = await audit_rows(services, ASSESSOR, "command")
+    entries = await audit_rows(core, ASSESSOR, "command")
     assert [e.outcome for e in entries] == ["refused"]
 
 
 async def test_the_shell_refuses_a_name_that_is_not_utf8(
-    db: Database, services: Services, tmp_path: Path
+    db: Database, core: Core, tmp_path: Path
 ) -> None:
     env = environment({"PNC_DATABASE_URL": db.url.render_as_string(hide_password=False)})
     process = await asyncio.create_subprocess_exec(
@@ -915,7 +909,7 @@ async def test_the_shell_refuses_a_name_that_is_not_utf8(
     assert process.returncode == 0, err
     assert "Something went wrong" not in out.decode(errors="replace")
     assert b"Traceback" not in err
-    entries = await audit_rows(services, action="command")
+    entries = await audit_rows(core, action="command")
     assert [e.outcome for e in entries] in (["ok"], ["refused"])
 
 
@@ -972,13 +966,13 @@ async def wait_until(check: Any, within: float = 30.0) -> Any:
 
 
 async def test_serve_never_shows_a_secret(
-    db: Database, importer: Importer, slack: FakeSlack, tmp_path: Path
+    db: Database, core: Core, slack: FakeSlack, tmp_path: Path
 ) -> None:
     """``pnc-bot serve`` at debug level with every secret set, SMTP refusing the login: none of
     them in its output, its answers, Slack, the health check or the database."""
     chief = Actor(CHIEF, RoleLevel.MANAGER, "test")
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", chief)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", chief)
     url = db.url.set(password=DB_PASSWORD) if db.is_postgresql else db.url  # trust: ignored
     smtp = SmtpServer(password="right")
     smtp.start()

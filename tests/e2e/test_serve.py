@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from bot.bootstrap import Bot
-from bot.importer import Importer
 from bot.server import Server
-from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
+from bot.usecases import imports
+from bot.usecases.core import Core
 from store.db import Database
 from tests.conftest import EXAMPLES, MANAGER
 from tests.e2e.conftest import BOT_TOKEN, FakeSlack
@@ -80,21 +80,20 @@ def test_serve_without_slack_settings_says_what_is_missing(tmp_path: Path) -> No
 async def socket_server(
     db: Database,
     settings: Settings,
-    services: Services,
+    core: Core,
     slack: FakeSlack,
-    importer: Importer,
     http: aiohttp.ClientSession,
 ) -> AsyncIterator[Server]:
     for kind in ("factories", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", MANAGER)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", MANAGER)
     app = build_slack_app(
-        services,
+        core,
         token=BOT_TOKEN,
         signing_secret="unused",
         api_url=f"{slack.url}/api/",
         http=http,
     )
-    bot = Bot(settings, services.config, db, services, Importer(services))
+    bot = Bot(settings, core.config, db, core)
     server = Server(bot, app, app_token="xapp-test-socket")
     await server.start("127.0.0.1", 0)
     yield server

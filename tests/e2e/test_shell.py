@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bot.importer import Importer
+from bot.usecases import imports
+from bot.usecases.core import Core
 from store.db import Database
 from tests.conftest import EXAMPLES, MANAGER
 from tests.e2e.test_cli import PNC_BOT, environment, run
@@ -26,10 +27,10 @@ def shell(
 
 
 async def test_the_shell_runs_the_slack_commands_without_slack(
-    tmp_path: Path, db: Database, importer: Importer
+    tmp_path: Path, db: Database, core: Core
 ) -> None:
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", MANAGER)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", MANAGER)
     env = {"PNC_DATABASE_URL": db.url.render_as_string(hide_password=False)}
     result = shell(
         [

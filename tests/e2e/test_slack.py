@@ -11,24 +11,23 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.importer import Importer
-from bot.services import Services
+from bot.usecases.core import Core
 from store.models import Assessment, AuditEntry, Buyer, Factory, Readmission, Role, Subscription
 from tests.e2e.conftest import ADMIN, ASSESSOR, MANAGER, STRANGER, VIEWER, FakeSlack, SlackClient
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
 
 
-async def rows(services: Services, model: type, *where: Any) -> int:
-    async with services.db.transaction() as s:
+async def rows(core: Core, model: type, *where: Any) -> int:
+    async with core.db.transaction() as s:
         stmt = select(func.count()).select_from(model)
         for condition in where:
             stmt = stmt.where(condition)
         return (await s.exec(stmt)).scalar_one()
 
 
-async def audited(services: Services, user: str) -> list[tuple[str, str]]:
-    async with services.db.transaction() as s:
+async def audited(core: Core, user: str) -> list[tuple[str, str]]:
+    async with core.db.transaction() as s:
         stmt = (
             select(AuditEntry.subject, AuditEntry.outcome)
             .where(AuditEntry.actor == user, AuditEntry.action == "command")
@@ -50,9 +49,7 @@ async def test_requests_not_signed_by_slack_are_refused(client: SlackClient) -> 
     assert (await client.post(body, form))[0] == 200
 
 
-async def test_a_replayed_request_is_refused(
-    client: SlackClient, services: Services, people: None
-) -> None:
+async def test_a_replayed_request_is_refused(client: SlackClient, core: Core, people: None) -> None:
     _, body = client.command_body("assess VN-1004 2026-10-01 none", ASSESSOR)
     stamp = int(time.time())
     form = "application/x-www-form-urlencoded"
@@ -61,7 +58,7 @@ async def test_a_replayed_request_is_refused(
     again = await client.post(body, form, timestamp=stamp)  # the very same signed request
     assert again[0] == 401 and "already served" in again[1]
     await client.slack.wait(lambda: client.slack.responses)
-    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+    assert await rows(core, Assessment, Assessment.submitted_by == ASSESSOR) == 1
 
 
 async def test_health_check_names_no_secret(client: SlackClient) -> None:
@@ -77,12 +74,12 @@ async def test_health_check_names_no_secret(client: SlackClient) -> None:
 
 
 async def test_a_person_without_a_role_is_told_who_can_grant_one(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
     reply = await client.command("status VN-1001", STRANGER)
     assert "`status` needs the viewer role" in reply.text
     assert f"<@{ADMIN}>" in reply.text and f"<@{MANAGER}>" in reply.text
-    assert await audited(services, STRANGER) == [("/pnc status VN-1001", "refused")]
+    assert await audited(core, STRANGER) == [("/pnc status VN-1001", "refused")]
 
 
 @pytest.mark.parametrize(
@@ -106,7 +103,7 @@ async def test_role_boundaries(
 
 
 async def test_managers_grant_and_revoke_roles(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
     granted = await client.command("role grant <@U0NEW|newbie> assessor", MANAGER)
     assert granted.text == "<@U0NEW> is now an assessor."
@@ -116,7 +113,7 @@ async def test_managers_grant_and_revoke_roles(
     assert "needs the viewer role" in (await client.command("status VN-1004", "U0NEW")).text
     configured = await client.command(f"role revoke <@{ADMIN}>", MANAGER)
     assert "through the configuration" in configured.text
-    assert await rows(services, Role, Role.user_id == ADMIN) == 0
+    assert await rows(core, Role, Role.user_id == ADMIN) == 0
     bad = await client.command("role grant <@U0NEW> boss", MANAGER)
     assert "not a role" in bad.text
 
@@ -156,13 +153,13 @@ async def test_history_shows_who_submitted_what(client: SlackClient, people: Non
 
 
 async def test_assess_records_and_replies_with_the_count_and_new_label(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
     reply = await client.command("assess VN-1002 2026-11-02 CO-01, CO-02, OS-01 WT-01", ASSESSOR)
     assert "4 non-compliant public-reporting issues" in reply.text
     assert "Status now: *At risk (2 of 3)*" in reply.text
-    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
-    assert await audited(services, ASSESSOR) == [
+    assert await rows(core, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+    assert await audited(core, ASSESSOR) == [
         ("/pnc assess VN-1002 2026-11-02 CO-01, CO-02, OS-01 WT-01", "ok")
     ]
 
@@ -183,17 +180,17 @@ async def test_assess_records_and_replies_with_the_count_and_new_label(
     ],
 )
 async def test_refusals_say_what_would_be_right_and_write_nothing(
-    client: SlackClient, services: Services, people: None, text: str, expected: str
+    client: SlackClient, core: Core, people: None, text: str, expected: str
 ) -> None:
-    before = await rows(services, Assessment)
+    before = await rows(core, Assessment)
     reply = await client.command(text, ASSESSOR)
     assert expected in reply.text, reply.text
     assert reply.text.startswith(":no_entry_sign:")
-    assert await rows(services, Assessment) == before
-    assert (await audited(services, ASSESSOR))[-1][1] == "refused"
+    assert await rows(core, Assessment) == before
+    assert (await audited(core, ASSESSOR))[-1][1] == "refused"
 
 
-async def test_registry_subcommands(client: SlackClient, services: Services, people: None) -> None:
+async def test_registry_subcommands(client: SlackClient, core: Core, people: None) -> None:
     added = await client.command(
         'factory add VN-2002 "Hue Garments" VN hr@hue.example;gm@hue.example vi 2027-12-31',
         ASSESSOR,
@@ -211,13 +208,13 @@ async def test_registry_subcommands(client: SlackClient, services: Services, peo
     assert "does not subscribe" in again.text
     duplicate = await client.command("factory add VN-2002 Other VN a@b.example", ASSESSOR)
     assert "already registered" in duplicate.text
-    assert await rows(services, Factory, Factory.id == "VN-2002") == 1
-    assert await rows(services, Buyer, Buyer.id == "B-ZEN") == 1
-    assert await rows(services, Subscription, Subscription.buyer_id == "B-ZEN") == 0
+    assert await rows(core, Factory, Factory.id == "VN-2002") == 1
+    assert await rows(core, Buyer, Buyer.id == "B-ZEN") == 1
+    assert await rows(core, Subscription, Subscription.buyer_id == "B-ZEN") == 0
 
 
 async def test_emails_sent_as_slack_markup_are_registered(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
     """With the manifest's ``should_escape``, Slack sends an address as ``<mailto:…|…>``."""
     added = await client.command(
@@ -230,7 +227,7 @@ async def test_emails_sent_as_slack_markup_are_registered(
         ASSESSOR,
     )
     assert "Registered buyer `B-MAILTO` — Buyer" in buyer.text, buyer.text
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         factory = await s.get(Factory, "VN-9")
         registered = await s.get(Buyer, "B-MAILTO")
         assert factory is not None and registered is not None
@@ -241,13 +238,13 @@ async def test_emails_sent_as_slack_markup_are_registered(
 
 
 async def test_evidence_links_are_stored_with_slack_entities_read(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
     applied = await client.command(
         "readmission apply VN-1001 <https://drive.example/f?id=1&amp;usp=sharing>", ASSESSOR
     )
     assert "Readmission under review" in applied.text, applied.text
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         application = (await s.exec(select(Readmission))).scalars().one()
     assert application.evidence == ["https://drive.example/f?id=1&usp=sharing"]
 
@@ -346,13 +343,13 @@ async def test_the_form_for_an_unknown_factory_is_refused(
 
 
 async def test_a_failing_slack_call_gets_an_apology_not_a_stack_trace(
-    client: SlackClient, slack: FakeSlack, services: Services, people: None
+    client: SlackClient, slack: FakeSlack, core: Core, people: None
 ) -> None:
     slack.fail("views.open", status=500)
     reply = await client.command("assess", ASSESSOR)
     assert "Something went wrong on our side" in reply.text
     assert "Traceback" not in reply.text
-    assert (await audited(services, ASSESSOR))[-1][1] == "error"
+    assert (await audited(core, ASSESSOR))[-1][1] == "error"
 
 
 async def test_slack_rate_limiting_the_form_gets_an_apology(
@@ -364,7 +361,7 @@ async def test_slack_rate_limiting_the_form_gets_an_apology(
 
 
 async def test_a_submitted_form_is_recorded_and_confirmed(
-    client: SlackClient, slack: FakeSlack, services: Services, people: None
+    client: SlackClient, slack: FakeSlack, core: Core, people: None
 ) -> None:
     status, answer = await client.interaction(
         submission(ASSESSOR, "vn-1003", "2026-11-03", ["CO-01", "OS-01", "OS-02", "WT-01"])
@@ -373,7 +370,7 @@ async def test_a_submitted_form_is_recorded_and_confirmed(
     dm = await slack.wait(lambda: slack.calls_to("chat.postMessage"))
     assert dm[0].body["channel"] == ASSESSOR
     assert "Status now: *At risk (1 of 3)*" in dm[0].body["text"]
-    assert await rows(services, Assessment, Assessment.submitted_by == ASSESSOR) == 1
+    assert await rows(core, Assessment, Assessment.submitted_by == ASSESSOR) == 1
 
 
 @pytest.mark.parametrize(
@@ -387,7 +384,7 @@ async def test_a_submitted_form_is_recorded_and_confirmed(
 )
 async def test_form_errors_are_shown_in_the_form(
     client: SlackClient,
-    services: Services,
+    core: Core,
     people: None,
     factory: str,
     day: str,
@@ -395,20 +392,20 @@ async def test_form_errors_are_shown_in_the_form(
     field: str,
     fragment: str,
 ) -> None:
-    before = await rows(services, Assessment)
+    before = await rows(core, Assessment)
     status, answer = await client.interaction(submission(ASSESSOR, factory, day, codes))
     assert status == 200 and answer["response_action"] == "errors"
     assert fragment in answer["errors"][field]
-    assert await rows(services, Assessment) == before
+    assert await rows(core, Assessment) == before
 
 
 async def test_a_viewer_cannot_submit_the_form(
-    client: SlackClient, services: Services, people: None
+    client: SlackClient, core: Core, people: None
 ) -> None:
-    before = await rows(services, Assessment)
+    before = await rows(core, Assessment)
     _, answer = await client.interaction(submission(VIEWER, "VN-1003", "2026-11-03", []))
     assert "needs the assessor role" in answer["errors"]["factory"]
-    assert await rows(services, Assessment) == before
+    assert await rows(core, Assessment) == before
 
 
 # --- App Home ----------------------------------------------------------------------------------
@@ -450,7 +447,7 @@ async def test_commands_are_acknowledged_well_within_three_seconds(
 
 
 async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
-    db: Any, settings: Any, services: Services, slack: FakeSlack, http: Any, people: None
+    db: Any, settings: Any, core: Core, slack: FakeSlack, http: Any, people: None
 ) -> None:
     """SPEC §3's table, through the running server: the factory (in Vietnamese, with English
     below), each subscribing buyer separately, the Inspectorate on a designation, and staff."""
@@ -464,13 +461,13 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
     smtp = SmtpServer()
     smtp.start()
     app = build_slack_app(
-        services,
+        core,
         token="xoxb-t",
         signing_secret=SIGNING_SECRET,
         api_url=f"{slack.url}/api/",
         http=http,
     )
-    bot = Bot(settings, services.config, db, services, Importer(services))
+    bot = Bot(settings, core.config, db, core)
     email = SmtpTransport(SmtpSettings.from_url(smtp.url))
     server = Server(
         bot,
@@ -514,7 +511,7 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
 
 
 @pytest.fixture
-async def running(db: Any, settings: Any, services: Services, slack: FakeSlack, http: Any) -> Any:
+async def running(db: Any, settings: Any, core: Core, slack: FakeSlack, http: Any) -> Any:
     """The server with its background work (clock, dispatcher, reminders) and an SMTP server."""
     import aiohttp
 
@@ -528,13 +525,13 @@ async def running(db: Any, settings: Any, services: Services, slack: FakeSlack, 
     smtp = SmtpServer()
     smtp.start()
     app = build_slack_app(
-        services,
+        core,
         token="xoxb-t",
         signing_secret=SIGNING_SECRET,
         api_url=f"{slack.url}/api/",
         http=http,
     )
-    bot = Bot(settings, services.config, db, services, Importer(services))
+    bot = Bot(settings, core.config, db, core)
     email = SmtpTransport(SmtpSettings.from_url(smtp.url))
     server = Server(
         bot,

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from bot.services import Services
+from bot.usecases import registry
+from bot.usecases.core import Core
 from tests.conftest import MANAGER
 from tests.fakes import FakeSlack, SmtpServer
 
@@ -29,13 +30,13 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def registry(services: Services) -> None:
+async def registered(core: Core) -> None:
     """A Vietnamese factory, two subscribing buyers (one with two addresses), one bystander."""
-    await services.add_factory(
-        MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi", "2027-06-30"
+    await registry.add_factory(
+        core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi", "2027-06-30"
     )
-    await services.add_buyer(MANAGER, "B-A", "Acme", "a1@acme.example;a2@acme.example")
-    await services.add_buyer(MANAGER, "B-N", "Nordic", "csr@nordic.example")
-    await services.add_buyer(MANAGER, "B-X", "Bystander", "x@bystander.example")
+    await registry.add_buyer(core, MANAGER, "B-A", "Acme", "a1@acme.example;a2@acme.example")
+    await registry.add_buyer(core, MANAGER, "B-N", "Nordic", "csr@nordic.example")
+    await registry.add_buyer(core, MANAGER, "B-X", "Bystander", "x@bystander.example")
     for buyer in ("B-A", "B-N"):
-        await services.subscribe(MANAGER, buyer, "VN-1")
+        await registry.subscribe(core, MANAGER, buyer, "VN-1")

@@ -8,28 +8,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.dispatcher import Dispatcher
-from bot.services import Services
 from bot.transports import SlackTransport, SmtpSettings, SmtpTransport, Transport
+from bot.usecases.core import Core
 from store.models import OutboxMessage
-from tests.conftest import FrozenClock
 from tests.fakes import FakeSlack, SmtpServer
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
 PASS = "OS-02"
 
 
-def dispatcher(
-    services: Services, clock: FrozenClock, *transports: Transport, name: str = "d1"
-) -> Dispatcher:
-    return Dispatcher(
-        services.db,
-        services.settings,
-        services.config,
-        list(transports),
-        clock,
-        name=name,
-        rng=random.Random(7),
-    )
+def dispatcher(core: Core, *transports: Transport, name: str = "d1") -> Dispatcher:
+    return Dispatcher.for_core(core, list(transports), name=name, rng=random.Random(7))
 
 
 def smtp_transport(smtp: SmtpServer) -> SmtpTransport:
@@ -47,6 +36,6 @@ async def drain(d: Dispatcher) -> int:
     return total
 
 
-async def outbox(services: Services) -> list[OutboxMessage]:
-    async with services.db.transaction() as s:
+async def outbox(core: Core) -> list[OutboxMessage]:
+    async with core.db.transaction() as s:
         return list((await s.exec(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())

@@ -1,5 +1,5 @@
 """Fuzzing the whole ``/pnc`` path: random lines through the real Bolt app, as the console shell
-runs them (middleware, roles, listeners, services, audit, then the notices they cause).
+runs them (middleware, roles, listeners, core, audit, then the notices they cause).
 
 Whatever is typed, the bot never apologises for a fault of its own (no audit entry with outcome
 ``error``), every line leaves exactly one ``command`` audit entry, and a refused line writes
@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.bootstrap import Bot
-from bot.importer import Importer
 from bot.roles import Actor, RoleLevel
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases import imports
+from bot.usecases.core import Core
 from handlers.shell import ConsoleSession
 from store.db import Database
 from store.models import (
@@ -109,14 +109,14 @@ async def commands_audited(db: Database) -> tuple[int, AuditEntry | None]:
 
 @pytest.fixture
 async def console(
-    db: Database, services: Services, settings: Settings, importer: Importer, tmp_path: Path
+    db: Database, core: Core, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[tuple[ConsoleSession, list[str]]]:
     """The sample data loaded, and one console session on it acting as a manager."""
     for kind in ("factories", "buyers", "subscriptions", "assessments"):
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", MANAGER)
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", MANAGER)
     # emails are delivered as files: keep them out of the working directory
     local = settings.model_copy(update={"outbox_dir": tmp_path / "outbox"})
-    bot = Bot(local, services.config, db, services, Importer(services))
+    bot = Bot(local, core.config, db, core)
     shown: list[str] = []
     async with ConsoleSession(bot, write=shown.append, operator=OPERATOR) as session:
         yield session, shown

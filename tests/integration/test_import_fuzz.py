@@ -1,4 +1,4 @@
-"""Fuzzing the CSV importer (``Importer.run``) with files of every kind.
+"""Fuzzing the CSV importer (``bot.usecases.imports.run``) with files of every kind.
 
 Whatever the file holds — valid and invalid cells, a wrong header, quoted commas and newlines,
 bytes that are not UTF-8 — the import either succeeds with an ``ImportReport`` or is refused
@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from bot.csvfile import COLUMNS, KINDS
 from bot.errors import ImportRejected, PncError
-from bot.importer import COLUMNS, KINDS, Importer, ImportReport
-from bot.services import Services
+from bot.usecases import imports
+from bot.usecases.core import Core
+from bot.usecases.imports import ImportReport
 from store.db import Database
 from store.models import (
     Assessment,
@@ -279,18 +281,18 @@ def _controls(text: str) -> list[str]:
 
 
 @pytest.fixture
-async def loaded(importer: Importer, services: Services) -> Importer:
+async def loaded(core: Core) -> Core:
     """The sample factories, buyers, subscriptions and assessments: ids to refer to."""
     for kind in KINDS:
-        await importer.run(kind, EXAMPLES / f"{kind}.csv", MANAGER)
-    return importer
+        await imports.run(core, kind, EXAMPLES / f"{kind}.csv", MANAGER)
+    return core
 
 
-async def check_import(importer: Importer, db: Database, kind: str, path: Path, data: bytes) -> Any:
+async def check_import(core: Core, db: Database, kind: str, path: Path, data: bytes) -> Any:
     await asyncio.to_thread(path.write_bytes, data)
     before = await row_counts(db)
     try:
-        report = await importer.run(kind, path, MANAGER)
+        report = await imports.run(core, kind, path, MANAGER)
     except PncError as exc:
         after = await row_counts(db)
         assert after == before, f"a refused import wrote: {before} → {after}"
@@ -320,7 +322,7 @@ async def check_import(importer: Importer, db: Database, kind: str, path: Path, 
 @pytest.mark.parametrize("kind", KINDS)
 @given(data=st.data())
 async def test_an_import_succeeds_or_names_every_bad_line_and_writes_nothing(
-    loaded: Importer, db: Database, tmp_path: Path, kind: str, data: st.DataObject
+    loaded: Core, db: Database, tmp_path: Path, kind: str, data: st.DataObject
 ) -> None:
     await check_import(loaded, db, kind, tmp_path / f"{kind}.csv", data.draw(csv_files(kind)))
 
@@ -328,18 +330,16 @@ async def test_an_import_succeeds_or_names_every_bad_line_and_writes_nothing(
 # --- bugs found ---------------------------------------------------------------------------------
 
 
-async def _refusal(importer: Importer, path: Path, kind: str, content: str) -> ImportRejected:
+async def _refusal(core: Core, path: Path, kind: str, content: str) -> ImportRejected:
     await asyncio.to_thread(path.write_bytes, content.encode("utf-8"))
     with pytest.raises(ImportRejected) as exc_info:
-        await importer.run(kind, path, MANAGER)
+        await imports.run(core, kind, path, MANAGER)
     return exc_info.value
 
 
-async def test_an_unknown_country_is_quoted_on_one_plain_line(
-    importer: Importer, tmp_path: Path
-) -> None:
+async def test_an_unknown_country_is_quoted_on_one_plain_line(core: Core, tmp_path: Path) -> None:
     exc = await _refusal(
-        importer,
+        core,
         tmp_path / "factories.csv",
         "factories",
         'factory_id,name,country,emails\nVN-1,A,"X\nline 9: forged\x1b[2J",a@b.example\n',
@@ -349,11 +349,9 @@ async def test_an_unknown_country_is_quoted_on_one_plain_line(
     assert exc.render().count("\n") == 1, exc.render()
 
 
-async def test_a_header_problem_is_quoted_on_one_plain_line(
-    importer: Importer, tmp_path: Path
-) -> None:
+async def test_a_header_problem_is_quoted_on_one_plain_line(core: Core, tmp_path: Path) -> None:
     exc = await _refusal(
-        importer, tmp_path / "buyers.csv", "buyers", 'buyer_id,name,emails,"a\nb\x1b[2J"\n'
+        core, tmp_path / "buyers.csv", "buyers", 'buyer_id,name,emails,"a\nb\x1b[2J"\n'
     )
     assert exc.errors[0][0] == 1
     assert not _controls(exc.errors[0][1]), exc.errors
@@ -368,8 +366,8 @@ async def test_a_header_problem_is_quoted_on_one_plain_line(
     ],
 )
 async def test_a_bad_value_is_quoted_without_c1_controls(
-    importer: Importer, tmp_path: Path, kind: str, content: str
+    core: Core, tmp_path: Path, kind: str, content: str
 ) -> None:
-    exc = await _refusal(importer, tmp_path / f"{kind}.csv", kind, content)
+    exc = await _refusal(core, tmp_path / f"{kind}.csv", kind, content)
     assert exc.errors[0][0] == 2
     assert not _controls(exc.errors[0][1]), exc.errors

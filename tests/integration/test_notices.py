@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.countries import load_config
-from bot.dispatcher import Dispatcher, Policy
-from bot.services import Services
+from bot.delivery import RetryPolicy
+from bot.dispatcher import Dispatcher
 from bot.settings import Settings
 from bot.transports import FileTransport, SmtpSettings, SmtpTransport
+from bot.usecases import assessments, outbox_admin, registry
+from bot.usecases.core import Core
 from store.db import Database
 from store.models import OutboxMessage
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
@@ -33,17 +35,17 @@ from tests.integration.helpers import (
 
 
 async def test_a_warning_reaches_each_organisation_separately(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer, slack: FakeSlack
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    rows = await outbox(services)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    rows = await outbox(core)
     assert sorted((r.channel, r.recipient_type, r.recipient_id) for r in rows) == [
         ("email", "buyer", "B-A"),
         ("email", "buyer", "B-N"),
         ("email", "factory", "VN-1"),
         ("slack", "staff", "VN"),
     ]
-    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    d = dispatcher(core, smtp_transport(smtp), slack_transport(slack))
     assert await drain(d) == 4
     await d.close()
     by_recipients = {tuple(sorted(m.recipients)): m.message for m in smtp.received}
@@ -67,7 +69,7 @@ async def test_a_warning_reaches_each_organisation_separately(
             assert "Nordic" not in text or recipients[0].endswith("nordic.example")
     factory_text = by_recipients[("hr@stitch.example",)].get_body(("plain",)).get_content()
     assert factory_text.index("English") > 0  # Vietnamese first, English below
-    sent = {r.recipient_id: r for r in await outbox(services)}
+    sent = {r.recipient_id: r for r in await outbox(core)}
     assert all(r.status == "sent" for r in sent.values())
     assert {r.message_id for r in sent.values() if r.channel == "email"} == {
         str(m["Message-ID"]) for m in by_recipients.values()
@@ -78,11 +80,11 @@ async def test_a_warning_reaches_each_organisation_separately(
 
 
 async def test_a_designation_refers_the_factory_to_the_inspectorate(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
     for day in ("2024-01-10", "2025-01-10", "2026-01-10"):
-        await services.record_assessment(ASSESSOR, "VN-1", day, FAIL4)
-    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+        await assessments.record(core, ASSESSOR, "VN-1", day, FAIL4)
+    await drain(dispatcher(core, smtp_transport(smtp)))
     referral = [m for m in smtp.received if m.recipients == ["inspection@molisa.example"]]
     assert len(referral) == 1
     text = referral[0].message.get_body(("plain",)).get_content()
@@ -94,13 +96,13 @@ async def test_a_designation_refers_the_factory_to_the_inspectorate(
 
 
 async def test_a_temporary_refusal_is_retried_with_backoff(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
     smtp.data_replies.append("451 4.3.0 try again later")
-    d = dispatcher(services, clock, smtp_transport(smtp))
+    d = dispatcher(core, smtp_transport(smtp))
     await drain(d)
-    retrying = [r for r in await outbox(services) if r.status == "pending" and r.channel == "email"]
+    retrying = [r for r in await outbox(core) if r.status == "pending" and r.channel == "email"]
     assert len(retrying) == 1 and retrying[0].attempts == 1
     assert "451" in (retrying[0].last_error or "")
     wait = retrying[0].next_attempt_at - clock.now
@@ -113,30 +115,30 @@ async def test_a_temporary_refusal_is_retried_with_backoff(
 
 
 async def test_a_permanent_refusal_is_dead_lettered_and_reported(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer, slack: FakeSlack
 ) -> None:
     smtp.refuse["csr@nordic.example"] = "550 5.1.1 no such user"
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    await drain(dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack)))
-    rows = {(r.kind, r.recipient_id): r for r in await outbox(services)}
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await drain(dispatcher(core, smtp_transport(smtp), slack_transport(slack)))
+    rows = {(r.kind, r.recipient_id): r for r in await outbox(core)}
     dead = rows[("at_risk_warning", "B-N")]
     assert dead.status == "dead" and "550" in (dead.last_error or "")
     alert = rows[("delivery_failed", "VN")]
     assert alert.status == "sent"
     posted = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
     assert any("Nordic" in text and "550" in text for text in posted)
-    view = await services.outbox()
+    view = await outbox_admin.overview(core)
     assert [n.id for n in view.dead] == [dead.id]
 
 
 async def test_a_partial_refusal_retries_only_the_refused_address(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
     smtp.refuse["a2@acme.example"] = "452 4.2.2 mailbox full"
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    d = dispatcher(services, clock, smtp_transport(smtp))
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(core, smtp_transport(smtp))
     await drain(d)
-    acme = next(r for r in await outbox(services) if r.recipient_id == "B-A")
+    acme = next(r for r in await outbox(core) if r.recipient_id == "B-A")
     assert (acme.status, acme.addresses, acme.delivered_to) == (
         "pending",
         ["a2@acme.example"],
@@ -148,44 +150,44 @@ async def test_a_partial_refusal_retries_only_the_refused_address(
     to_acme = [m for m in smtp.received if any("acme" in r for r in m.recipients)]
     assert [m.recipients for m in to_acme] == [["a1@acme.example"], ["a2@acme.example"]]
     assert to_acme[0].message_id == to_acme[1].message_id  # the same notice
-    acme = next(r for r in await outbox(services) if r.recipient_id == "B-A")
+    acme = next(r for r in await outbox(core) if r.recipient_id == "B-A")
     assert acme.status == "sent"
     assert sorted(acme.delivered_to) == ["a1@acme.example", "a2@acme.example"]
 
 
 async def test_nothing_is_lost_while_smtp_is_down(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
     smtp.stop()
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-02-10", PASS)
-    d = dispatcher(services, clock, smtp_transport(smtp))
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-02-10", PASS)
+    d = dispatcher(core, smtp_transport(smtp))
     for _ in range(6):  # down for a while: the channel pauses, attempts are not spent
         clock.advance(minutes=5)
         await drain(d)
-    rows = await outbox(services)
+    rows = await outbox(core)
     assert {r.status for r in rows if r.channel == "email"} == {"pending"}
     assert all(r.attempts == 0 for r in rows)
-    assert [p.name for p in (await services.outbox()).paused] == ["email"]
+    assert [p.name for p in (await outbox_admin.overview(core)).paused] == ["email"]
     smtp.start()
     clock.advance(minutes=10)
     await drain(d)
     await d.close()
     ids = Counter(m.message_id for m in smtp.received)
     assert len(ids) == 6 and set(ids.values()) == {1}  # every notice once
-    assert {r.status for r in await outbox(services) if r.channel == "email"} == {"sent"}
+    assert {r.status for r in await outbox(core) if r.channel == "email"} == {"sent"}
 
 
 async def test_wrong_smtp_credentials_pause_the_channel_and_alert_staff(
-    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, slack: FakeSlack
 ) -> None:
     server = SmtpServer(password="right")
     server.start()
     try:
         wrong = SmtpSettings.from_url(server.url.replace(":right@", ":wrong@"))
-        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-        await drain(dispatcher(services, clock, SmtpTransport(wrong), slack_transport(slack)))
-        rows = await outbox(services)
+        await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(core, SmtpTransport(wrong), slack_transport(slack)))
+        rows = await outbox(core)
         assert all(r.attempts == 0 for r in rows if r.channel == "email")
         posted = " ".join(c.body["text"] for c in slack.calls_to("chat.postMessage"))
         assert "login refused" in posted
@@ -195,13 +197,13 @@ async def test_wrong_smtp_credentials_pause_the_channel_and_alert_staff(
 
 
 async def test_a_dispatcher_killed_before_sending_loses_nothing(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    crashed = dispatcher(services, clock, smtp_transport(smtp), name="crashed")
-    claimed = await crashed._claim("email", clock.now)  # claimed, then the process died
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    crashed = dispatcher(core, smtp_transport(smtp), name="crashed")
+    claimed = await crashed.outbox.claim("email")  # claimed, then the process died
     assert len(claimed) == 3
-    survivor = dispatcher(services, clock, smtp_transport(smtp), name="survivor")
+    survivor = dispatcher(core, smtp_transport(smtp), name="survivor")
     assert await drain(survivor) == 0  # leases still held
     clock.advance(minutes=3)  # the leases expire
     assert await drain(survivor) == 3
@@ -210,11 +212,11 @@ async def test_a_dispatcher_killed_before_sending_loses_nothing(
 
 
 async def test_a_dispatcher_killed_after_sending_duplicates_with_the_same_message_id(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    crashed = dispatcher(services, clock, smtp_transport(smtp), name="crashed")
-    rows = await crashed._claim("email", clock.now)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    crashed = dispatcher(core, smtp_transport(smtp), name="crashed")
+    rows = await crashed.outbox.claim("email")
     ready, _ = crashed._render(rows)
 
     async def died(i: int, result: object) -> None:  # one went out, then the process died
@@ -222,42 +224,44 @@ async def test_a_dispatcher_killed_after_sending_duplicates_with_the_same_messag
 
     await crashed.transports["email"].send(ready[:1], died)
     clock.advance(minutes=3)
-    await drain(dispatcher(services, clock, smtp_transport(smtp), name="survivor"))
+    await drain(dispatcher(core, smtp_transport(smtp), name="survivor"))
     counts = Counter(m.message_id for m in smtp.received)
     assert sorted(counts.values()) == [1, 1, 2]  # only the message in flight, and the same id
 
 
 async def test_slack_rate_limiting_waits_for_retry_after(
-    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, slack: FakeSlack
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
     slack.fail("chat.postMessage", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"})
-    d = dispatcher(services, clock, slack_transport(slack))
+    d = dispatcher(core, slack_transport(slack))
     await drain(d)
-    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    staff = next(r for r in await outbox(core) if r.channel == "slack")
     assert (staff.status, staff.attempts) == ("pending", 0)
     assert staff.next_attempt_at - clock.now == timedelta(seconds=7)
     clock.advance(seconds=8)
     await drain(d)
-    staff = next(r for r in await outbox(services) if r.channel == "slack")
+    staff = next(r for r in await outbox(core) if r.channel == "slack")
     assert staff.status == "sent" and staff.provider_reply.startswith("ts:")
 
 
 async def test_two_dispatchers_racing_claim_each_notice_once(
-    services: Services, clock: FrozenClock, smtp: SmtpServer
+    core: Core, clock: FrozenClock, smtp: SmtpServer
 ) -> None:
-    await services.add_buyer(MANAGER, "B-A", "Acme", "a@acme.example")
+    await registry.add_buyer(core, MANAGER, "B-A", "Acme", "a@acme.example")
     for n in range(40):
-        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
-        await services.subscribe(MANAGER, "B-A", f"VN-{n}")
-        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
-    first = dispatcher(services, clock, smtp_transport(smtp), name="one")
-    second = dispatcher(services, clock, smtp_transport(smtp), name="two")
-    first.policy = second.policy = Policy(batch=7)
+        await registry.add_factory(
+            core, MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example"
+        )
+        await registry.subscribe(core, MANAGER, "B-A", f"VN-{n}")
+        await assessments.record(core, ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+    first = dispatcher(core, smtp_transport(smtp), name="one")
+    second = dispatcher(core, smtp_transport(smtp), name="two")
+    first.outbox.policy = second.outbox.policy = RetryPolicy(batch=7)
     await asyncio.gather(drain(first), drain(second))
     counts = Counter(m.message_id for m in smtp.received)
     assert len(counts) == 80 and set(counts.values()) == {1}
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         by = dict(
             (
                 await s.exec(
@@ -271,26 +275,26 @@ async def test_two_dispatchers_racing_claim_each_notice_once(
 
 
 async def test_a_mistake_corrected_before_sending_is_never_sent(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    outcome = await services.amend_assessment(MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    outcome = await assessments.amend(core, MANAGER, "VN-1", "2026-01-10", "typo", nc_issues=PASS)
     assert outcome.contradicted == ()  # nobody had been told yet
-    assert {r.status for r in await outbox(services)} == {"cancelled"}
-    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+    assert {r.status for r in await outbox(core)} == {"cancelled"}
+    await drain(dispatcher(core, smtp_transport(smtp)))
     assert smtp.received == []
 
 
 async def test_emails_go_to_files_when_no_smtp_is_configured(
-    services: Services, clock: FrozenClock, registry: None, tmp_path: Path
+    core: Core, clock: FrozenClock, registered: None, tmp_path: Path
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    d = dispatcher(services, clock, FileTransport(tmp_path / "outbox"))
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(core, FileTransport(tmp_path / "outbox"))
     await drain(d)
     emls = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(emls) == 3 and len(list((tmp_path / "outbox").glob("*.html"))) == 3
     assert all(
-        r.provider_reply.startswith("file:") for r in await outbox(services) if r.channel == "email"
+        r.provider_reply.startswith("file:") for r in await outbox(core) if r.channel == "email"
     )
 
 
@@ -326,9 +330,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 @pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "smtps"])
 async def test_tls_to_the_relay(
-    services: Services,
+    core: Core,
     clock: FrozenClock,
-    registry: None,
+    registered: None,
     certificate: tuple[str, str],
     implicit: bool,
 ) -> None:
@@ -336,53 +340,55 @@ async def test_tls_to_the_relay(
     server.start()
     try:
         url = server.url + ("&starttls=true" if not implicit else "") + f"&cafile={certificate[0]}"
-        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-        await drain(dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(url))))
+        await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(core, SmtpTransport(SmtpSettings.from_url(url))))
         assert len(server.received) == 3
     finally:
         server.stop()
 
 
 async def test_an_untrusted_certificate_pauses_the_channel(
-    services: Services, clock: FrozenClock, registry: None, certificate: tuple[str, str]
+    core: Core, clock: FrozenClock, registered: None, certificate: tuple[str, str]
 ) -> None:
     server = SmtpServer(tls=certificate)
     server.start()
     try:
-        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
         transport = SmtpTransport(SmtpSettings.from_url(server.url + "&starttls=true"))
-        await drain(dispatcher(services, clock, transport))
-        view = await services.outbox()
+        await drain(dispatcher(core, transport))
+        view = await outbox_admin.overview(core)
         assert view.paused and "TLS" in (view.paused[0].reason or "")
-        assert all(r.attempts == 0 for r in await outbox(services))
+        assert all(r.attempts == 0 for r in await outbox(core))
         assert server.received == []
     finally:
         server.stop()
 
 
 async def test_smtps_to_an_untrusted_certificate_is_a_configuration_fault(
-    services: Services, clock: FrozenClock, registry: None, certificate: tuple[str, str]
+    core: Core, clock: FrozenClock, registered: None, certificate: tuple[str, str]
 ) -> None:
     server = SmtpServer(tls=certificate, implicit_tls=True)
     server.start()
     try:
-        await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-        await drain(dispatcher(services, clock, SmtpTransport(SmtpSettings.from_url(server.url))))
-        assert "TLS failed" in ((await services.outbox()).paused[0].reason or "")
+        await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+        await drain(dispatcher(core, SmtpTransport(SmtpSettings.from_url(server.url))))
+        assert "TLS failed" in ((await outbox_admin.overview(core)).paused[0].reason or "")
     finally:
         server.stop()
 
 
 async def test_a_crash_mid_batch_duplicates_at_most_the_message_in_flight(
-    services: Services, clock: FrozenClock, smtp: SmtpServer
+    core: Core, clock: FrozenClock, smtp: SmtpServer
 ) -> None:
-    await services.add_buyer(MANAGER, "B-A", "Acme", "a@acme.example")
+    await registry.add_buyer(core, MANAGER, "B-A", "Acme", "a@acme.example")
     for n in range(10):
-        await services.add_factory(MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example")
-        await services.record_assessment(ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
+        await registry.add_factory(
+            core, MANAGER, f"VN-{n}", f"Factory {n}", "VN", f"f{n}@x.example"
+        )
+        await assessments.record(core, ASSESSOR, f"VN-{n}", "2026-01-10", FAIL4)
     one_lane = SmtpTransport(SmtpSettings.from_url(smtp.url), connections=1)
-    crashed = dispatcher(services, clock, one_lane, name="crashed")
-    rows = await crashed._claim("email", clock.now)
+    crashed = dispatcher(core, one_lane, name="crashed")
+    rows = await crashed.outbox.claim("email")
     ready, _ = crashed._render(rows)
     recorded = 0
 
@@ -390,13 +396,13 @@ async def test_a_crash_mid_batch_duplicates_at_most_the_message_in_flight(
         nonlocal recorded
         if recorded == 5:  # the 6th message was accepted by the server; the process dies now
             raise asyncio.CancelledError
-        await crashed._record(ready[i][0], result, "email")  # type: ignore[arg-type]
+        await crashed.outbox.record(ready[i][0], result, "email")
         recorded += 1
 
     with pytest.raises(asyncio.CancelledError):
         await one_lane.send(ready, dies_after_six)
     clock.advance(minutes=3)  # the crashed claim's lease expires
-    await drain(dispatcher(services, clock, smtp_transport(smtp), name="survivor"))
+    await drain(dispatcher(core, smtp_transport(smtp), name="survivor"))
     counts = Counter(m.message_id for m in smtp.received)
     assert len(counts) == 10
     assert sorted(counts.values()) == [1] * 9 + [2]  # only the one in flight, same Message-ID
@@ -411,10 +417,12 @@ async def test_a_sender_with_a_vietnamese_display_name_reaches_the_relay_intact(
         mail_from="Phòng PNC Better Work <pnc@betterwork.example>",
         reply_to='"Bộ phận CSR, Better Work" <csr@betterwork.example>',
     )
-    services = Services(db, load_config(named), named, clock)
-    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi")
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    await drain(dispatcher(services, clock, smtp_transport(smtp)))
+    core = Core(db, load_config(named), named, clock)
+    await registry.add_factory(
+        core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", "vi"
+    )
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await drain(dispatcher(core, smtp_transport(smtp)))
     (received,) = smtp.received
     assert received.sender == "pnc@betterwork.example"  # MAIL FROM: the bare address
     (sender,) = received.message["From"].addresses
@@ -444,9 +452,9 @@ class WokenDuringItsRound(Dispatcher):
 
 
 async def test_a_wake_up_during_a_round_brings_another_round(
-    services: Services, clock: FrozenClock
+    core: Core, clock: FrozenClock
 ) -> None:
-    d = WokenDuringItsRound(services.db, services.settings, services.config, [], clock)
+    d = WokenDuringItsRound.for_core(core, [])
     running = asyncio.create_task(d.run(interval=30))
     await asyncio.sleep(0.3)
     d.stop()
@@ -455,30 +463,30 @@ async def test_a_wake_up_during_a_round_brings_another_round(
 
 
 async def test_a_notice_that_dies_again_after_a_retry_alerts_staff_again(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer, slack: FakeSlack
 ) -> None:
     smtp.refuse["csr@nordic.example"] = "550 5.1.1 no such user"
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(core, smtp_transport(smtp), slack_transport(slack))
     await drain(d)
-    (dead,) = (await services.outbox()).dead
-    await services.retry_notice(MANAGER, dead.id)  # someone tries again; it dies again
+    (dead,) = (await outbox_admin.overview(core)).dead
+    await outbox_admin.retry(core, MANAGER, dead.id)  # someone tries again; it dies again
     await drain(d)
     await d.close()
-    assert [n.id for n in (await services.outbox()).dead] == [dead.id]
-    alerts = [r for r in await outbox(services) if r.kind == "delivery_failed"]
+    assert [n.id for n in (await outbox_admin.overview(core)).dead] == [dead.id]
+    alerts = [r for r in await outbox(core) if r.kind == "delivery_failed"]
     assert len(alerts) == 2 and {r.status for r in alerts} == {"sent"}
     posted = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
     assert sum("Nordic" in text and "550" in text for text in posted) == 2
 
 
 async def test_a_dead_slack_notice_alerts_staff(
-    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, slack: FakeSlack
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
     slack.fail("chat.postMessage", 200, {"ok": False, "error": "msg_too_long"})
-    await drain(dispatcher(services, clock, slack_transport(slack)))
-    rows = {r.kind: r for r in await outbox(services) if r.channel == "slack"}
+    await drain(dispatcher(core, slack_transport(slack)))
+    rows = {r.kind: r for r in await outbox(core) if r.channel == "slack"}
     assert rows["at_risk_warning"].status == "dead"
     assert rows["delivery_failed"].status == "sent"
     alert = slack.calls_to("chat.postMessage")[-1].body["text"]
@@ -486,12 +494,12 @@ async def test_a_dead_slack_notice_alerts_staff(
 
 
 async def test_a_dead_alert_about_a_dead_notice_is_only_logged(
-    services: Services, clock: FrozenClock, registry: None, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, slack: FakeSlack
 ) -> None:
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
     slack.fail("chat.postMessage", 200, {"ok": False, "error": "msg_too_long"}, times=5)
-    await drain(dispatcher(services, clock, slack_transport(slack)))
-    rows = [r for r in await outbox(services) if r.channel == "slack"]
+    await drain(dispatcher(core, slack_transport(slack)))
+    rows = [r for r in await outbox(core) if r.channel == "slack"]
     assert sorted((r.kind, r.status) for r in rows) == [
         ("at_risk_warning", "dead"),
         ("delivery_failed", "dead"),  # and no alert about it: no loop
@@ -500,18 +508,18 @@ async def test_a_dead_alert_about_a_dead_notice_is_only_logged(
 
 
 async def test_a_mixed_refusal_retries_every_refused_address_until_only_permanent_ones_are_left(
-    services: Services, clock: FrozenClock, registry: None, smtp: SmtpServer, slack: FakeSlack
+    core: Core, clock: FrozenClock, registered: None, smtp: SmtpServer, slack: FakeSlack
 ) -> None:
-    await services.add_buyer(
-        MANAGER, "B-M", "Mixed", "ok@mixed.example;full@mixed.example;gone@mixed.example"
+    await registry.add_buyer(
+        core, MANAGER, "B-M", "Mixed", "ok@mixed.example;full@mixed.example;gone@mixed.example"
     )
-    await services.subscribe(MANAGER, "B-M", "VN-1")
+    await registry.subscribe(core, MANAGER, "B-M", "VN-1")
     smtp.refuse["full@mixed.example"] = "452 4.2.2 mailbox full"
     smtp.refuse["gone@mixed.example"] = "550 5.1.1 no such user"
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", FAIL4)
-    d = dispatcher(services, clock, smtp_transport(smtp), slack_transport(slack))
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", FAIL4)
+    d = dispatcher(core, smtp_transport(smtp), slack_transport(slack))
     await drain(d)
-    mixed = next(r for r in await outbox(services) if r.recipient_id == "B-M")
+    mixed = next(r for r in await outbox(core) if r.recipient_id == "B-M")
     # one refusal is temporary: both refused addresses wait for the retry, the 550 one too
     assert (mixed.status, mixed.delivered_to) == ("pending", ["ok@mixed.example"])
     assert sorted(mixed.addresses) == ["full@mixed.example", "gone@mixed.example"]
@@ -519,7 +527,7 @@ async def test_a_mixed_refusal_retries_every_refused_address_until_only_permanen
     clock.advance(minutes=2)
     await drain(d)
     await d.close()
-    mixed = next(r for r in await outbox(services) if r.recipient_id == "B-M")
+    mixed = next(r for r in await outbox(core) if r.recipient_id == "B-M")
     # only the permanent refusal is left: dead for that address, and staff are told
     assert (mixed.status, mixed.addresses) == ("dead", ["gone@mixed.example"])
     assert sorted(mixed.delivered_to) == ["full@mixed.example", "ok@mixed.example"]

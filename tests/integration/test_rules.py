@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from bot.bootstrap import bootstrap
 from bot.countries import load_config
 from bot.render import render_slack
-from bot.services import Services
 from bot.settings import Settings
+from bot.usecases import assessments, reading, registry, rules
+from bot.usecases.core import Core
 from scheduler.reminders import ReminderRunner
 from store.db import Database
 from store.models import AuditEntry, FollowUp, OutboxMessage, PncEvent, Reminder
@@ -24,41 +25,41 @@ FAIL4 = "CO-01,CO-02,OS-01,WT-01"
 
 def restarted(
     db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path, rules: str
-) -> Services:
+) -> Core:
     """The bot started again with ``rules`` for Viet Nam in its config file."""
     path = tmp_path / "pnc.toml"
     path.write_text(f"[countries.VN]\n{rules}\n", encoding="utf-8")
     changed = settings.model_copy(update={"config_path": path})
-    return Services(db, load_config(changed), changed, clock)
+    return Core(db, load_config(changed), changed, clock)
 
 
-async def outbox(services: Services) -> list[OutboxMessage]:
-    async with services.db.transaction() as s:
+async def outbox(core: Core) -> list[OutboxMessage]:
+    async with core.db.transaction() as s:
         return list((await s.exec(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
 
 
-async def events(services: Services) -> dict[str, PncEvent]:
-    async with services.db.transaction() as s:
+async def events(core: Core) -> dict[str, PncEvent]:
+    async with core.db.transaction() as s:
         found = await s.exec(select(PncEvent).order_by(PncEvent.id))
         return {e.key: e for e in found.scalars()}
 
 
 async def test_a_lower_threshold_puts_factories_at_risk_and_holds_the_warnings(
-    db: Database, settings: Settings, clock: FrozenClock, services: Services, tmp_path: Path
+    db: Database, settings: Settings, clock: FrozenClock, core: Core, tmp_path: Path
 ) -> None:
-    assert await services.refresh_rules() == {}  # a start with no factory records the rules
-    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
-    await services.add_factory(MANAGER, "VN-2", "Hanoi Knit", "VN", "hr@knit.example")
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", THREE)
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-04-10", THREE)
-    await services.record_assessment(ASSESSOR, "VN-2", "2026-04-10", "none")
-    assert await services.refresh_rules() == {}  # the same rules: nothing to do
-    assert (await services.watch_list()).factories == ()
-    assert await outbox(services) == []
+    assert await rules.refresh(core) == {}  # a start with no factory records the rules
+    await registry.add_factory(core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
+    await registry.add_factory(core, MANAGER, "VN-2", "Hanoi Knit", "VN", "hr@knit.example")
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", THREE)
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-04-10", THREE)
+    await assessments.record(core, ASSESSOR, "VN-2", "2026-04-10", "none")
+    assert await rules.refresh(core) == {}  # the same rules: nothing to do
+    assert (await reading.watch_list(core)).factories == ()
+    assert await outbox(core) == []
 
     again = restarted(db, settings, clock, tmp_path, "threshold = 3")
-    assert await again.refresh_rules() == {"VN": 2}
-    watched = (await again.watch_list()).factories
+    assert await rules.refresh(again) == {"VN": 2}
+    watched = (await reading.watch_list(again)).factories
     assert [(f.factory_id, f.label) for f in watched] == [("VN-1", "At risk (2 of 3)")]
     recorded = await events(again)
     assert {k: e.notice for k, e in recorded.items()} == {
@@ -76,22 +77,22 @@ async def test_a_lower_threshold_puts_factories_at_risk_and_holds_the_warnings(
     assert actions.count("rules.changed") == 1
 
     # started again with the same rules: nothing more; the next assessment counts as 3 of 3
-    assert await restarted(db, settings, clock, tmp_path, "threshold = 3").refresh_rules() == {}
+    assert await rules.refresh(restarted(db, settings, clock, tmp_path, "threshold = 3")) == {}
     assert len(await outbox(again)) == 1
-    third = await again.record_assessment(ASSESSOR, "VN-1", "2026-07-10", THREE)
+    third = await assessments.record(again, ASSESSOR, "VN-1", "2026-07-10", THREE)
     assert third.label == "Persistently non-compliant"
 
 
 async def test_a_higher_threshold_ends_a_designation_and_what_it_left_to_do(
-    db: Database, settings: Settings, clock: FrozenClock, services: Services, tmp_path: Path
+    db: Database, settings: Settings, clock: FrozenClock, core: Core, tmp_path: Path
 ) -> None:
-    await services.refresh_rules()
-    await services.add_factory(
-        MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", cycle_end="2027-06-30"
+    await rules.refresh(core)
+    await registry.add_factory(
+        core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example", cycle_end="2027-06-30"
     )
     for day in ("2026-01-10", "2026-04-10", "2026-07-10"):
-        await services.record_assessment(ASSESSOR, "VN-1", day, FAIL4)
-    async with services.db.transaction(write=True) as s:  # the warnings reached the factory
+        await assessments.record(core, ASSESSOR, "VN-1", day, FAIL4)
+    async with core.db.transaction(write=True) as s:  # the warnings reached the factory
         await s.exec(
             update(OutboxMessage)
             .where(OutboxMessage.kind == "at_risk_warning")
@@ -99,9 +100,9 @@ async def test_a_higher_threshold_ends_a_designation_and_what_it_left_to_do(
         )
 
     again = restarted(db, settings, clock, tmp_path, "threshold = 5")
-    assert await again.refresh_rules() == {"VN": 1}
-    assert (await again.watch_list()).factories == ()
-    assert (await again.status("VN-1")).label == "Not at risk"
+    assert await rules.refresh(again) == {"VN": 1}
+    assert (await reading.watch_list(again)).factories == ()
+    assert (await reading.status(again, "VN-1")).label == "Not at risk"
     rows = await outbox(again)
     assert {r.status for r in rows if r.kind == "pnc_designated"} == {"cancelled"}
     [alert] = [r for r in rows if r.kind == "rules_changed"]
@@ -116,39 +117,39 @@ async def test_a_higher_threshold_ends_a_designation_and_what_it_left_to_do(
 
 
 async def test_covering_a_country_evaluates_its_factories(
-    db: Database, settings: Settings, clock: FrozenClock, services: Services, tmp_path: Path
+    db: Database, settings: Settings, clock: FrozenClock, core: Core, tmp_path: Path
 ) -> None:
-    await services.refresh_rules()
-    await services.add_factory(MANAGER, "KH-1", "Phnom Penh Textiles", "KH", "a@pp.example")
-    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
+    await rules.refresh(core)
+    await registry.add_factory(core, MANAGER, "KH-1", "Phnom Penh Textiles", "KH", "a@pp.example")
+    await registry.add_factory(core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
     for day in ("2026-01-10", "2026-04-10"):
-        await services.record_assessment(ASSESSOR, "KH-1", day, FAIL4)
+        await assessments.record(core, ASSESSOR, "KH-1", day, FAIL4)
     path = tmp_path / "pnc.toml"
     path.write_text("[countries.KH]\npnc_enabled = true\n", encoding="utf-8")
     changed = settings.model_copy(update={"config_path": path})
-    again = Services(db, load_config(changed), changed, clock)
-    assert await again.refresh_rules() == {"KH": 1}  # Viet Nam's factories are left alone
-    assert [(f.factory_id, f.label) for f in (await again.watch_list()).factories] == [
+    again = Core(db, load_config(changed), changed, clock)
+    assert await rules.refresh(again) == {"KH": 1}  # Viet Nam's factories are left alone
+    assert [(f.factory_id, f.label) for f in (await reading.watch_list(again)).factories] == [
         ("KH-1", "At risk (2 of 3)")
     ]
 
 
 async def test_the_bot_brings_its_snapshots_in_line_with_changed_rules_when_it_starts(
-    db: Database, settings: Settings, clock: FrozenClock, services: Services, tmp_path: Path
+    db: Database, settings: Settings, clock: FrozenClock, core: Core, tmp_path: Path
 ) -> None:
-    await services.refresh_rules()
-    await services.add_factory(MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
-    await services.record_assessment(ASSESSOR, "VN-1", "2026-01-10", THREE)
+    await rules.refresh(core)
+    await registry.add_factory(core, MANAGER, "VN-1", "Saigon Stitch", "VN", "hr@stitch.example")
+    await assessments.record(core, ASSESSOR, "VN-1", "2026-01-10", THREE)
     path = tmp_path / "pnc.toml"
     path.write_text("[countries.VN]\nthreshold = 3\n", encoding="utf-8")
     bot = await bootstrap(settings.model_copy(update={"config_path": path}), clock=clock)
     try:
-        watched = (await bot.services.watch_list()).factories
+        watched = (await reading.watch_list(bot.core)).factories
         assert [(f.factory_id, f.label) for f in watched] == [("VN-1", "At risk (1 of 3)")]
     finally:
         await bot.aclose()
     bot = await bootstrap(settings, upgrade=False, clock=clock)  # a tool that only reads
     try:
-        assert [f.factory_id for f in (await bot.services.watch_list()).factories] == ["VN-1"]
+        assert [f.factory_id for f in (await reading.watch_list(bot.core)).factories] == ["VN-1"]
     finally:
         await bot.aclose()

@@ -56,9 +56,9 @@ async def test_what_serve_made_is_released_when_starting_fails(
         the_bot.aclose = aclose  # type: ignore[method-assign]
         return the_bot
 
-    def build_slack_app(services: Any, **options: Any) -> Any:
+    def build_slack_app(core: Any, **options: Any) -> Any:
         made["http"] = options["http"]
-        return real_app(services, **options)
+        return real_app(core, **options)
 
     def build_background(*args: Any, **options: Any) -> Any:
         raise RuntimeError("the background could not be built")

@@ -25,12 +25,19 @@ from bot.errors import (
     UnknownFactory,
     UnknownIssueCodes,
 )
-from bot.importer import Importer
-from bot.readmission import Readmissions
-from bot.schedule import Calls
-from bot.services import Services
 from bot.settings import Settings
-from store import queries
+from bot.usecases import (
+    access,
+    assessments,
+    calls,
+    imports,
+    outbox_admin,
+    reading,
+    readmission,
+    registry,
+)
+from bot.usecases.core import Core
+from store import reminders
 from store.db import Database
 from store.models import Assessment, AuditEntry, Factory, PncEvent, Subscription
 from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
@@ -40,13 +47,13 @@ FAIL5 = "CO-01,CO-02,OS-01,WT-01,WT-02"
 PASS = "OS-02,WT-01,CO-03"  # 3 issues: passes
 
 
-async def count(services: Services, model: type) -> int:
-    async with services.db.transaction() as s:
+async def count(core: Core, model: type) -> int:
+    async with core.db.transaction() as s:
         return (await s.exec(select(func.count()).select_from(model))).scalar_one()
 
 
-async def events(services: Services, factory_id: str) -> list[PncEvent]:
-    async with services.db.transaction() as s:
+async def events(core: Core, factory_id: str) -> list[PncEvent]:
+    async with core.db.transaction() as s:
         rows = await s.exec(
             select(PncEvent).where(PncEvent.factory_id == factory_id).order_by(PncEvent.id)
         )
@@ -54,60 +61,64 @@ async def events(services: Services, factory_id: str) -> list[PncEvent]:
 
 
 @pytest.fixture
-async def factory(services: Services) -> str:
-    await services.add_factory(
-        MANAGER, "VN-1001", "Saigon Stitch", "VN", "hr@stitch.example", cycle_end="2027-06-30"
+async def factory(core: Core) -> str:
+    await registry.add_factory(
+        core, MANAGER, "VN-1001", "Saigon Stitch", "VN", "hr@stitch.example", cycle_end="2027-06-30"
     )
     return "VN-1001"
 
 
-async def test_registers_factories_buyers_and_subscriptions(services: Services) -> None:
-    f = await services.add_factory(ASSESSOR, "vn-7", "  Hue   Garments ", "vn", "A@Hue.Example")
+async def test_registers_factories_buyers_and_subscriptions(core: Core) -> None:
+    f = await registry.add_factory(
+        core, ASSESSOR, "vn-7", "  Hue   Garments ", "vn", "A@Hue.Example"
+    )
     assert (f.id, f.name, f.country, f.emails) == ("VN-7", "Hue Garments", "VN", ["A@hue.example"])
-    await services.add_buyer(ASSESSOR, "b-1", "Acme", "x@acme.example; y@acme.example")
-    assert await services.subscribe(ASSESSOR, "B-1", "VN-7") is True
-    assert await services.subscribe(ASSESSOR, "B-1", "VN-7") is False  # already: no second row
-    view = await services.status("VN-7")
+    await registry.add_buyer(core, ASSESSOR, "b-1", "Acme", "x@acme.example; y@acme.example")
+    assert await registry.subscribe(core, ASSESSOR, "B-1", "VN-7") is True
+    assert (
+        await registry.subscribe(core, ASSESSOR, "B-1", "VN-7") is False
+    )  # already: no second row
+    view = await reading.status(core, "VN-7")
     assert [b.id for b in view.subscribers] == ["B-1"]
-    await services.unsubscribe(ASSESSOR, "B-1", "VN-7")
-    assert await count(services, Subscription) == 0
+    await registry.unsubscribe(core, ASSESSOR, "B-1", "VN-7")
+    assert await count(core, Subscription) == 0
     with pytest.raises(NotFound):
-        await services.unsubscribe(ASSESSOR, "B-1", "VN-7")
+        await registry.unsubscribe(core, ASSESSOR, "B-1", "VN-7")
 
 
-async def test_registry_refusals_write_nothing(services: Services, factory: str) -> None:
+async def test_registry_refusals_write_nothing(core: Core, factory: str) -> None:
     with pytest.raises(AlreadyExists):
-        await services.add_factory(ASSESSOR, "VN-1001", "Again", "VN", "a@b.example")
+        await registry.add_factory(core, ASSESSOR, "VN-1001", "Again", "VN", "a@b.example")
     with pytest.raises(UnknownCountry) as exc:
-        await services.add_factory(ASSESSOR, "VN-2", "X", "VM", "a@b.example")
+        await registry.add_factory(core, ASSESSOR, "VN-2", "X", "VM", "a@b.example")
     assert "VN" in exc.value.suggestions
     with pytest.raises(InvalidInput):
-        await services.add_factory(ASSESSOR, "VN-2", "X", "VN", "not-an-address")
+        await registry.add_factory(core, ASSESSOR, "VN-2", "X", "VN", "not-an-address")
     with pytest.raises(InvalidInput):
-        await services.add_factory(ASSESSOR, "VN 2!", "X", "VN", "a@b.example")
+        await registry.add_factory(core, ASSESSOR, "VN 2!", "X", "VN", "a@b.example")
     with pytest.raises(PermissionDenied):
-        await services.add_factory(VIEWER, "VN-2", "X", "VN", "a@b.example")
+        await registry.add_factory(core, VIEWER, "VN-2", "X", "VN", "a@b.example")
     with pytest.raises(UnknownBuyer):
-        await services.subscribe(ASSESSOR, "B-NONE", "VN-1001")
-    await services.add_buyer(ASSESSOR, "B-1", "Acme", "x@acme.example")
+        await registry.subscribe(core, ASSESSOR, "B-NONE", "VN-1001")
+    await registry.add_buyer(core, ASSESSOR, "B-1", "Acme", "x@acme.example")
     with pytest.raises(UnknownFactory):
-        await services.subscribe(ASSESSOR, "B-1", "VN-9999")
-    assert await count(services, Factory) == 1
-    assert await count(services, Subscription) == 0
+        await registry.subscribe(core, ASSESSOR, "B-1", "VN-9999")
+    assert await count(core, Factory) == 1
+    assert await count(core, Subscription) == 0
 
 
 async def test_three_failing_assessments_designate_with_events_and_audit(
-    services: Services, factory: str
+    core: Core, factory: str
 ) -> None:
-    first = await services.record_assessment(ASSESSOR, factory, "2024-03-01", FAIL)
+    first = await assessments.record(core, ASSESSOR, factory, "2024-03-01", FAIL)
     assert (first.nc_count, first.label) == (4, "At risk (1 of 3)")
-    second = await services.record_assessment(ASSESSOR, factory, "2025-03-01", FAIL5)
+    second = await assessments.record(core, ASSESSOR, factory, "2025-03-01", FAIL5)
     assert second.label == "At risk (2 of 3)"
-    third = await services.record_assessment(ASSESSOR, factory, date(2026, 3, 1), FAIL)
+    third = await assessments.record(core, ASSESSOR, factory, date(2026, 3, 1), FAIL)
     assert (third.state, third.label) == ("pnc", "Persistently non-compliant")
     assert [e.kind.value for e in third.new_events] == ["pnc_designated"]
 
-    recorded = await events(services, factory)
+    recorded = await events(core, factory)
     assert [(e.kind, e.payload.get("k")) for e in recorded] == [
         ("at_risk_warning", 1),
         ("at_risk_warning", 2),
@@ -117,23 +128,23 @@ async def test_three_failing_assessments_designate_with_events_and_audit(
     basis = recorded[-1].payload["basis"]
     assert [b["assessed_on"] for b in basis] == ["2024-03-01", "2025-03-01", "2026-03-01"]
 
-    view = await services.status(factory)
+    view = await reading.status(core, factory)
     assert (view.state, view.streak, view.designated) == ("pnc", 3, True)
     assert [a.assessed_on.isoformat() for a in view.basis] == [
         "2024-03-01",
         "2025-03-01",
         "2026-03-01",
     ]
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         snapshot = await s.get(Factory, factory)
         audit = (await s.exec(select(AuditEntry.action, AuditEntry.actor))).all()
     assert (snapshot.state, snapshot.streak) == ("pnc", 3)
     assert audit.count(("assessment.record", ASSESSOR.user_id)) == 3
 
 
-async def test_a_passing_assessment_stops_the_process(services: Services, factory: str) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2024-03-01", FAIL)
-    outcome = await services.record_assessment(ASSESSOR, factory, "2025-03-01", PASS)
+async def test_a_passing_assessment_stops_the_process(core: Core, factory: str) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2024-03-01", FAIL)
+    outcome = await assessments.record(core, ASSESSOR, factory, "2025-03-01", PASS)
     assert (outcome.label, [e.kind.value for e in outcome.new_events]) == (
         "Not at risk",
         ["process_stopped"],
@@ -152,134 +163,130 @@ async def test_a_passing_assessment_stops_the_process(services: Services, factor
     ],
 )
 async def test_bad_assessments_are_refused_with_what_would_be_right(
-    services: Services, factory: str, day: str, codes: str, error: type, fragment: str
+    core: Core, factory: str, day: str, codes: str, error: type, fragment: str
 ) -> None:
     with pytest.raises(error) as exc:
-        await services.record_assessment(ASSESSOR, factory, day, codes)
+        await assessments.record(core, ASSESSOR, factory, day, codes)
     assert fragment in exc.value.render()
-    assert await count(services, Assessment) == 0
-    assert await count(services, PncEvent) == 0
+    assert await count(core, Assessment) == 0
+    assert await count(core, PncEvent) == 0
 
 
-async def test_today_is_the_configured_time_zone(services: Services, factory: str) -> None:
+async def test_today_is_the_configured_time_zone(core: Core, factory: str) -> None:
     # 2026-11-20 03:00 UTC is 10:00 on the 20th in Ho Chi Minh City
-    await services.record_assessment(ASSESSOR, factory, "2026-11-20", "none")
+    await assessments.record(core, ASSESSOR, factory, "2026-11-20", "none")
     with pytest.raises(InvalidDate):
-        await services.record_assessment(ASSESSOR, factory, "2026-11-21", "none")
+        await assessments.record(core, ASSESSOR, factory, "2026-11-21", "none")
 
 
-async def test_unknown_factory_suggests_close_ids(services: Services, factory: str) -> None:
+async def test_unknown_factory_suggests_close_ids(core: Core, factory: str) -> None:
     with pytest.raises(UnknownFactory) as exc:
-        await services.record_assessment(ASSESSOR, "VN-1010", "2025-01-01", FAIL)
+        await assessments.record(core, ASSESSOR, "VN-1010", "2025-01-01", FAIL)
     assert exc.value.suggestions == ("VN-1001",)
     assert "Did you mean `VN-1001`?" in exc.value.render()
 
 
-async def test_one_assessment_per_factory_and_day(services: Services, factory: str) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2025-01-01", FAIL)
+async def test_one_assessment_per_factory_and_day(core: Core, factory: str) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2025-01-01", FAIL)
     with pytest.raises(DuplicateAssessment):
-        await services.record_assessment(ASSESSOR, factory, "2025-01-01", PASS)
-    assert await count(services, Assessment) == 1
+        await assessments.record(core, ASSESSOR, factory, "2025-01-01", PASS)
+    assert await count(core, Assessment) == 1
 
 
-async def test_assessors_may_not_amend(services: Services, factory: str) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2025-01-01", FAIL)
+async def test_assessors_may_not_amend(core: Core, factory: str) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2025-01-01", FAIL)
     with pytest.raises(PermissionDenied) as exc:
-        await services.amend_assessment(ASSESSOR, factory, "2025-01-01", "typo", nc_issues=PASS)
+        await assessments.amend(core, ASSESSOR, factory, "2025-01-01", "typo", nc_issues=PASS)
     assert "manager" in exc.value.render()
     with pytest.raises(PermissionDenied):
-        await services.record_assessment(VIEWER, factory, "2025-02-01", FAIL)
+        await assessments.record(core, VIEWER, factory, "2025-02-01", FAIL)
 
 
 async def test_a_late_assessment_rewrites_the_history_and_holds_new_notices(
-    services: Services, factory: str, deliver: Any
+    core: Core, factory: str, deliver: Any
 ) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
-    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    await assessments.record(core, ASSESSOR, factory, "2024-01-10", FAIL)
+    await assessments.record(core, ASSESSOR, factory, "2025-01-10", FAIL)
     assert await deliver() > 0  # 2 of 3: the factory was told
-    late = await services.record_assessment(ASSESSOR, factory, "2024-06-10", PASS)
+    late = await assessments.record(core, ASSESSOR, factory, "2024-06-10", PASS)
     # the streak was broken in between: 2025-01-10 is now 1 of 3, not 2 of 3
     assert late.label == "At risk (1 of 3)"
     assert len(late.contradicted) == 1 and late.contradicted[0].endswith("/k2")
-    recorded = {e.key.split("/", 2)[2]: e for e in await events(services, factory)}
+    recorded = {e.key.split("/", 2)[2]: e for e in await events(core, factory)}
     stopped = [e for e in recorded.values() if e.kind == "process_stopped"]
     assert len(stopped) == 1 and stopped[0].notice == "held"
     old_warning = next(e for k, e in recorded.items() if k.endswith("k2"))
     assert old_warning.unsupported_at is not None
-    async with services.db.transaction() as s:
+    async with core.db.transaction() as s:
         actions = (await s.exec(select(AuditEntry.action))).scalars().all()
     assert "history.changed" in actions
 
 
-async def test_amend_and_withdraw_reevaluate(
-    services: Services, factory: str, deliver: Any
-) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
-    await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+async def test_amend_and_withdraw_reevaluate(core: Core, factory: str, deliver: Any) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2024-01-10", FAIL)
+    await assessments.record(core, ASSESSOR, factory, "2025-01-10", FAIL)
     await deliver()
-    amended = await services.amend_assessment(
-        MANAGER, factory, "2025-01-10", "data entry error", nc_issues=PASS
+    amended = await assessments.amend(
+        core, MANAGER, factory, "2025-01-10", "data entry error", nc_issues=PASS
     )
     assert amended.label == "Not at risk"
     assert amended.contradicted  # the factory had been told "2 of 3"
-    withdrawn = await services.withdraw_assessment(
-        MANAGER, factory, "2025-01-10", "duplicate visit"
-    )
+    withdrawn = await assessments.withdraw(core, MANAGER, factory, "2025-01-10", "duplicate visit")
     assert withdrawn.label == "At risk (1 of 3)"
     # the day is free again after a withdrawal
-    again = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+    again = await assessments.record(core, ASSESSOR, factory, "2025-01-10", FAIL)
     assert again.label == "At risk (2 of 3)"
-    view = await services.status(factory)
+    view = await reading.status(core, factory)
     assert [a.assessed_on.isoformat() for a in view.assessments] == ["2024-01-10", "2025-01-10"]
     # the 2-of-3 warning came back: the earlier event is supported again, not duplicated
-    keys = [e.key for e in await events(services, factory)]
+    keys = [e.key for e in await events(core, factory)]
     assert len(keys) == len(set(keys))
 
 
-async def test_amend_refusals(services: Services, factory: str) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
-    await services.record_assessment(ASSESSOR, factory, "2024-02-10", FAIL)
+async def test_amend_refusals(core: Core, factory: str) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2024-01-10", FAIL)
+    await assessments.record(core, ASSESSOR, factory, "2024-02-10", FAIL)
     with pytest.raises(NotFound) as exc:
-        await services.amend_assessment(MANAGER, factory, "2024-01-11", "x", nc_issues=PASS)
+        await assessments.amend(core, MANAGER, factory, "2024-01-11", "x", nc_issues=PASS)
     assert "2024-01-10" in exc.value.render()
     with pytest.raises(InvalidInput):
-        await services.amend_assessment(MANAGER, factory, "2024-01-10", "  ", nc_issues=PASS)
+        await assessments.amend(core, MANAGER, factory, "2024-01-10", "  ", nc_issues=PASS)
     with pytest.raises(InvalidInput):
-        await services.amend_assessment(MANAGER, factory, "2024-01-10", "nothing")
+        await assessments.amend(core, MANAGER, factory, "2024-01-10", "nothing")
     with pytest.raises(DuplicateAssessment):
-        await services.amend_assessment(MANAGER, factory, "2024-01-10", "x", new_date="2024-02-10")
+        await assessments.amend(core, MANAGER, factory, "2024-01-10", "x", new_date="2024-02-10")
 
 
-async def test_not_covered_country(services: Services) -> None:
-    await services.add_factory(MANAGER, "KH-1", "Phnom Penh Textiles", "KH", "a@pp.example")
+async def test_not_covered_country(core: Core) -> None:
+    await registry.add_factory(core, MANAGER, "KH-1", "Phnom Penh Textiles", "KH", "a@pp.example")
     for day in ("2024-01-01", "2025-01-01", "2026-01-01"):
-        outcome = await services.record_assessment(ASSESSOR, "KH-1", day, FAIL5)
+        outcome = await assessments.record(core, ASSESSOR, "KH-1", day, FAIL5)
     assert outcome.label == "Not covered by the PNC framework"
     assert outcome.new_events == ()
-    assert await events(services, "KH-1") == []
+    assert await events(core, "KH-1") == []
 
 
 async def test_concurrent_submissions_for_one_factory_are_serialised(
-    services: Services, factory: str
+    core: Core, factory: str
 ) -> None:
     days = ["2023-01-01", "2024-01-01", "2025-01-01"]
-    await asyncio.gather(*(services.record_assessment(ASSESSOR, factory, d, FAIL) for d in days))
-    view = await services.status(factory)
+    await asyncio.gather(*(assessments.record(core, ASSESSOR, factory, d, FAIL) for d in days))
+    view = await reading.status(core, factory)
     assert view.state == "pnc"
-    recorded = await events(services, factory)
+    recorded = await events(core, factory)
     # whatever order they committed in, the events are those of the final history
     supported = sorted((e.kind, e.payload.get("k")) for e in recorded if e.unsupported_at is None)
     assert supported == [("at_risk_warning", 1), ("at_risk_warning", 2), ("pnc_designated", None)]
 
 
-async def test_concurrent_duplicates_store_one(services: Services, factory: str) -> None:
+async def test_concurrent_duplicates_store_one(core: Core, factory: str) -> None:
     results = await asyncio.gather(
-        *(services.record_assessment(ASSESSOR, factory, "2025-05-05", FAIL) for _ in range(4)),
+        *(assessments.record(core, ASSESSOR, factory, "2025-05-05", FAIL) for _ in range(4)),
         return_exceptions=True,
     )
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     assert all(isinstance(r, DuplicateAssessment) for r in results if isinstance(r, BaseException))
-    assert await count(services, Assessment) == 1
+    assert await count(core, Assessment) == 1
 
 
 async def test_a_use_case_needs_one_pooled_connection(
@@ -289,25 +296,25 @@ async def test_a_use_case_needs_one_pooled_connection(
     # would wait for itself here, and exhaust the pool under concurrent requests
     narrow = Database(db.url, pool_size=1, max_overflow=0, pool_timeout=2)
     try:
-        services = Services(narrow, load_config(settings), settings, clock)
-        outcome = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+        core = Core(narrow, load_config(settings), settings, clock)
+        outcome = await assessments.record(core, ASSESSOR, factory, "2025-01-10", FAIL)
         assert outcome.label == "At risk (1 of 3)"
-        assert await services.managers() == ["U0ADMIN"]
+        assert await access.managers(core) == ["U0ADMIN"]
     finally:
         await narrow.dispose()
 
 
 async def test_refusals_name_every_manager_and_allowed_actions_look_up_none(
-    services: Services, factory: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    core: Core, factory: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    await services.grant_role(MANAGER, "U0GRANTED", "manager")
+    await access.grant(core, MANAGER, "U0GRANTED", "manager")
     refusals = [
-        services.add_factory(VIEWER, "VN-2", "X", "VN", "a@b.example"),
-        services.amend_assessment(ASSESSOR, factory, "2025-01-10", "x", nc_issues=PASS),
-        Importer(services).run("factories", tmp_path / "f.csv", ASSESSOR),
-        Readmissions(services).apply(VIEWER, factory, ["https://drive.example/e"]),
-        Calls(services).add(ASSESSOR, "2026-12-24"),
-        services.retry_notice(ASSESSOR, 1),
+        registry.add_factory(core, VIEWER, "VN-2", "X", "VN", "a@b.example"),
+        assessments.amend(core, ASSESSOR, factory, "2025-01-10", "x", nc_issues=PASS),
+        imports.run(core, "factories", tmp_path / "f.csv", ASSESSOR),
+        readmission.apply(core, VIEWER, factory, ["https://drive.example/e"]),
+        calls.add(core, ASSESSOR, "2026-12-24"),
+        outbox_admin.retry(core, ASSESSOR, 1),
     ]
     for refusal in refusals:
         with pytest.raises(PermissionDenied) as exc:
@@ -317,9 +324,9 @@ async def test_refusals_name_every_manager_and_allowed_actions_look_up_none(
     async def looked_up(*_: Any) -> list[str]:
         raise AssertionError("the managers were looked up for an allowed action")
 
-    monkeypatch.setattr(services, "managers", looked_up)
-    await services.record_assessment(ASSESSOR, factory, "2025-01-10", PASS)
-    await Calls(services).add(MANAGER, "2026-12-24")
+    monkeypatch.setattr(access, "managers", looked_up)
+    await assessments.record(core, ASSESSOR, factory, "2025-01-10", PASS)
+    await calls.add(core, MANAGER, "2026-12-24")
 
 
 @contextlib.contextmanager
@@ -341,59 +348,55 @@ def reads(sent: list[str], table: str) -> int:
     return sum(1 for q in sent if q.startswith("SELECT") and f"FROM {table} " in f"{q} ")
 
 
-async def test_a_use_case_reads_the_factory_and_its_history_once(
-    services: Services, factory: str
-) -> None:
-    await services.record_assessment(ASSESSOR, factory, "2024-01-10", FAIL)
-    await services.record_assessment(ASSESSOR, factory, "2024-06-10", FAIL)
-    with statements(services.db) as sent:
-        outcome = await services.record_assessment(ASSESSOR, factory, "2025-01-10", FAIL)
+async def test_a_use_case_reads_the_factory_and_its_history_once(core: Core, factory: str) -> None:
+    await assessments.record(core, ASSESSOR, factory, "2024-01-10", FAIL)
+    await assessments.record(core, ASSESSOR, factory, "2024-06-10", FAIL)
+    with statements(core.db) as sent:
+        outcome = await assessments.record(core, ASSESSOR, factory, "2025-01-10", FAIL)
     assert outcome.label == "Persistently non-compliant"  # notices and follow-ups written
     assert reads(sent, "factory") == 1
-    with statements(services.db) as sent:
-        await Readmissions(services).apply(MANAGER, factory, ["https://drive.example/e"])
+    with statements(core.db) as sent:
+        await readmission.apply(core, MANAGER, factory, ["https://drive.example/e"])
     found = reads(sent, "factory"), reads(sent, "assessment"), reads(sent, "readmission")
     assert found == (1, 1, 1)
-    with statements(services.db) as sent:
-        outcome = await Readmissions(services).decide(MANAGER, factory, True, None)
+    with statements(core.db) as sent:
+        outcome = await readmission.decide(core, MANAGER, factory, True, None)
     assert outcome.label == "Not at risk"
     assert (reads(sent, "factory"), reads(sent, "assessment")) == (1, 1)
 
 
-async def test_the_agenda_reads_the_last_assessments_in_one_query(services: Services) -> None:
+async def test_the_agenda_reads_the_last_assessments_in_one_query(core: Core) -> None:
     for n in range(3):
-        await services.add_factory(MANAGER, f"VN-{n}", "Garments", "VN", "a@b.example")
-        await services.record_assessment(ASSESSOR, f"VN-{n}", "2025-01-10", FAIL[: 5 + 6 * n])
-    await services.withdraw_assessment(MANAGER, "VN-2", "2025-01-10", "duplicate")
+        await registry.add_factory(core, MANAGER, f"VN-{n}", "Garments", "VN", "a@b.example")
+        await assessments.record(core, ASSESSOR, f"VN-{n}", "2025-01-10", FAIL[: 5 + 6 * n])
+    await assessments.withdraw(core, MANAGER, "VN-2", "2025-01-10", "duplicate")
     pairs = [(f"VN-{n}", date(2025, 1, 10)) for n in range(3)] + [("VN-9", None)]
-    with statements(services.db) as sent:
-        async with services.db.transaction() as s:
-            found = await queries.last_assessments(s, pairs)
+    with statements(core.db) as sent:
+        async with core.db.transaction() as s:
+            found = await reminders.last_assessments(s, pairs)
     assert found == {"VN-0": ["CO-01"], "VN-1": ["CO-01", "CO-02"]}
     assert reads(sent, "assessment") == 1
 
 
-async def test_missing_subscriptions_and_calls_are_named(services: Services, factory: str) -> None:
-    await services.add_buyer(MANAGER, "B-1", "Acme", "x@acme.example")
+async def test_missing_subscriptions_and_calls_are_named(core: Core, factory: str) -> None:
+    await registry.add_buyer(core, MANAGER, "B-1", "Acme", "x@acme.example")
     with pytest.raises(NotFound) as exc:
-        await services.unsubscribe(ASSESSOR, "B-1", factory)
+        await registry.unsubscribe(core, ASSESSOR, "B-1", factory)
     assert exc.value.render() == (
         "There is no subscription `B-1 → VN-1001`. `B-1` does not subscribe to `VN-1001`."
     )
     with pytest.raises(NotFound) as exc:
-        await Calls(services).remove(MANAGER, "2026-12-24")
+        await calls.remove(core, MANAGER, "2026-12-24")
     assert exc.value.render() == (
         "There is no buyer call `2026-12-24`. `calls list` shows the calls to come."
     )
 
 
-async def test_concurrent_subscriptions_store_one_and_refuse_none(
-    services: Services, factory: str
-) -> None:
-    await services.add_buyer(MANAGER, "B-1", "Acme", "x@acme.example")
+async def test_concurrent_subscriptions_store_one_and_refuse_none(core: Core, factory: str) -> None:
+    await registry.add_buyer(core, MANAGER, "B-1", "Acme", "x@acme.example")
     results = await asyncio.gather(
-        *(services.subscribe(ASSESSOR, "B-1", factory) for _ in range(4)),
+        *(registry.subscribe(core, ASSESSOR, "B-1", factory) for _ in range(4)),
         return_exceptions=True,
     )
     assert sorted(results, key=str) == [False, False, False, True]
-    assert await count(services, Subscription) == 1
+    assert await count(core, Subscription) == 1

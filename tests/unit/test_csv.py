@@ -1,4 +1,4 @@
-"""Reading import files (SPEC §4 CSV columns) with ``bot.importer.read_rows``.
+"""Reading import files (SPEC §4 CSV columns) with ``bot.csvfile.read_rows``.
 
 Row-level problems come back as ``(line, reason)`` pairs so that every bad row can be reported at
 once; problems with the file as a whole (encoding, header) raise ``ImportRejected`` at once.
@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.cli import ImportKind
+from bot.csvfile import COLUMNS, KINDS, read_rows
 from bot.errors import ImportRejected
-from bot.importer import COLUMNS, read_rows
 
 # no example database: these are pure unit tests and write nothing
 PROPERTY = settings(database=None, deadline=None)
@@ -353,3 +354,7 @@ def test_any_text_is_read_or_refused_with_import_rejected(
         assert row.line >= 2
         assert set(required) <= set(row.values) <= set(required + optional)
     assert all(line >= 1 for line, _ in errors)
+
+
+def test_the_command_line_offers_every_kind_of_file() -> None:
+    assert tuple(ImportKind) == KINDS

@@ -2,7 +2,7 @@
 language says what the framework requires, user-supplied names are escaped where they must be, a
 buyer never sees another buyer, and the Slack staff alerts ping nobody. Pure: no database.
 
-Contexts are built the way the services build them, with ``bot.notices.plan``; emails are rendered
+Contexts are built the way the use cases build them, with ``bot.notices.plan``; emails are rendered
 with ``bot.mail.render`` / ``bot.mail.build`` and alerts with ``bot.render.render_slack``.
 """
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import MalformedCommand
-from handlers.parse import USAGE, Command, parse
+from handlers.commands import USAGE, parse
+from handlers.parse import Command
 
 
 def refusal(text: str) -> str:

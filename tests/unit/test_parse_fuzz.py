@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import MalformedCommand
-from bot.roles import PERMISSIONS
-from handlers.commands import HANDLERS
-from handlers.parse import _VERBS, MAX_LENGTH, USAGE, Command, parse
+from handlers.commands import PERMISSIONS, SUBCOMMANDS, USAGE, VERBS, parse
+from handlers.parse import MAX_LENGTH, Command
 
 PROPERTY = settings(
     deadline=None,
@@ -45,7 +44,7 @@ def _prefix(usage: str) -> tuple[str, ...]:
 
 
 #: the words each real subcommand starts with, taken from the grammar's own usage lines
-PREFIXES = tuple(sorted({_prefix(u) for u in USAGE.values()} | {(v,) for v in _VERBS}))
+PREFIXES = tuple(sorted({_prefix(u) for u in USAGE.values()} | {(v,) for v in VERBS}))
 
 
 def _case(word: str) -> st.SearchStrategy[str]:
@@ -226,7 +225,7 @@ def well_formed(
     fid = _token(ids(factory_ids))
     bid = _token(ids(buyer_ids))
     day = st.one_of(st.sampled_from(ASSESSED_ON), dates())
-    # an ISO-shaped day: the grammar accepts these, the services judge them
+    # an ISO-shaped day: the grammar accepts these, the use cases judge them
     iso = day.filter(lambda d: len(d) == 10 and d[4] == d[7] == "-")
     new_id = st.from_regex(r"(VN|KH|XX)-[0-9]{4,5}", fullmatch=True)
     name = quoted(st.sampled_from(["Saigon Stitch", "Công ty May 10", "A&amp;B", "x, y"])).filter(
@@ -316,7 +315,7 @@ def check(text: str) -> Command | MalformedCommand:
         return exc
     assert isinstance(command, Command)
     assert command.action in PERMISSIONS, command
-    assert command.action in HANDLERS, command
+    assert command.action in {c.action for c in SUBCOMMANDS}, command
     return command
 
 

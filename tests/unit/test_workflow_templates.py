@@ -4,7 +4,7 @@ language it exists in; user-supplied text is escaped in HTML and in Slack; manag
 where they must act; a buyer never sees another buyer; an unannounced visit is never announced.
 Pure: no database.
 
-Event contexts are built the way the services build them, with ``bot.notices.plan``; reminder
+Event contexts are built the way the use cases build them, with ``bot.notices.plan``; reminder
 contexts the way ``scheduler/reminders.py`` builds them (``ReminderRunner.staff`` and the buyer
 call handler); emails are rendered with ``bot.mail.render`` / ``bot.mail.build`` and alerts with
 ``bot.render.render_slack``.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,11 +22,12 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from bot import mail, notices, policy
+from bot import agenda, mail, notices
 from bot.countries import load_config
 from bot.notices import Notice, Party
 from bot.render import render_slack, slack_environment
 from bot.settings import Settings
+from bot.vocabulary import CallSubject, Channel
 from tests.emails import parsed, row_for
 
 SETTINGS = Settings(
@@ -62,7 +62,7 @@ APPLIED_ON, VISIT_ON, DECIDED_ON = "2026-09-01", "2026-10-15", "2026-11-20"
 APPROVAL_NOTE = "Wage records and OSH committee minutes verified.\nKeep up the good work."
 REJECTION_NOTE = "Overtime still exceeds the legal limit (verification visit of 2026-10-15)."
 
-#: the application, as ``Services._application_facts`` adds it to the event payload
+#: the application, as re-evaluation adds it to the event payload (``_application_facts``)
 APPLICATION: dict[str, Any] = {
     "threshold": 4,
     "consecutive": 3,
@@ -272,12 +272,12 @@ def all_emails() -> Iterator[Any]:
 ALL_EMAILS = list(all_emails())
 
 
-# --- the buyer call, built as scheduler/reminders.py builds it ---------------------------------
+# --- the buyer call, planned as the reminder runner plans it ---------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class AgendaRow:
-    """A row of ``store.queries.agenda``: a watched factory with one subscribing buyer."""
+    """A row of ``store.reminders.agenda``: a watched factory with one subscribing buyer."""
 
     id: str
     name: str
@@ -326,68 +326,14 @@ ISSUES[DANANG[0]] = ["OSH-01", "OSH-02", "OSH-03", "OSH-04"]
 
 
 def buyer_call(rows: list[AgendaRow]) -> tuple[list[Notice], dict[str, Any]]:
-    """The buyer notices and the staff agenda context of a call, as ``_buyer_call`` makes them."""
-    factories: dict[str, dict[str, Any]] = {}
-    by_buyer: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        factory = factories.setdefault(
-            r.id,
-            {
-                "id": r.id,
-                "name": r.name,
-                "country": r.country,
-                "state": r.state,
-                "label": policy.label_for(policy.State(r.state), r.streak, 3),
-                "last_assessed_on": r.last_on.isoformat() if r.last_on else None,
-                "last_nc_count": len(ISSUES.get(r.id, [])),
-                "buyers": [],
-            },
-        )
-        if r.buyer_id:
-            factory["buyers"].append(r.buyer_name)
-            buyer = by_buyer.setdefault(
-                r.buyer_id,
-                {
-                    "id": r.buyer_id,
-                    "name": r.buyer_name,
-                    "emails": tuple(r.buyer_emails or ()),
-                    "factories": [],
-                },
-            )
-            buyer["factories"].append(factory)
-    planned = [
-        Notice(
-            f"call:1/email/buyer/{b['id']}",
-            "buyer_call_reminder",
-            notices.EMAIL,
-            notices.BUYER,
-            b["id"],
-            b["name"],
-            b["emails"],
-            "en",
-            None,
-            {
-                "recipient": notices.BUYER,
-                "buyer": {"id": b["id"], "name": b["name"]},
-                "call": {"held_at": HELD_AT},
-                "factories": b["factories"],
-                "country": {"code": "", "name": ""},
-            },
-        )
-        for b in by_buyer.values()
-        if b["emails"]
-    ]
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for factory in factories.values():
-        for name in factory["buyers"] or ["(no subscribing buyer)"]:
-            groups[name].append(factory)
-    agenda = {
-        "recipient": notices.STAFF,
-        "urgent": False,
-        "call": {"held_at": HELD_AT},
-        "groups": [{"buyer": b, "factories": f} for b, f in sorted(groups.items())],
-    }
-    return planned, agenda
+    """The buyer notices and the staff agenda of a call, planned by ``bot.agenda.buyer_call``
+    as the reminder runner plans them."""
+    planned, _ = agenda.buyer_call(
+        CallSubject(1), HELD_AT, rows, ISSUES, load_config(SETTINGS).countries, "C0STAFF"
+    )
+    emails = [n for n in planned if n.channel == Channel.EMAIL]
+    (staff,) = [n for n in planned if n.channel == Channel.SLACK]
+    return emails, staff.payload
 
 
 def to_buyer(planned: list[Notice], buyer_id: str) -> Notice:
@@ -675,11 +621,16 @@ def test_buyer_call_reminder_shows_a_factory_never_assessed_and_a_single_factory
 
 @pytest.mark.parametrize("buyer", [ACME, NORD, ZERO], ids=lambda b: b.id)
 def test_buyer_call_reminder_never_names_another_buyer(buyer: Party) -> None:
-    planned, _ = buyer_call(agenda_rows())
+    rows = agenda_rows()
+    planned, _ = buyer_call(rows)
     assert {n.recipient_id for n in planned} == {ACME.id, NORD.id, ZERO.id}
     notice = to_buyer(planned, buyer.id)
-    # every factory listed has two subscribing buyers (the payload carries both names)
-    assert all(len(f["buyers"]) == 2 for f in notice.payload["factories"])
+    # every factory listed has two subscribing buyers; the payload carries neither's name
+    listed = {f["id"] for f in notice.payload["factories"]}
+    assert listed and all(
+        sum(r.id == f and r.buyer_id is not None for r in rows) == 2 for f in listed
+    )
+    assert all("buyers" not in f for f in notice.payload["factories"])
     subject, text, markup = mail.render("buyer_call_reminder", ["en"], notice.payload)
     assert buyer.name in text
     for other in (b for b in (ACME, NORD, ZERO) if b is not buyer):

@@ -1,10 +1,12 @@
-"""What the services show: plain data for the CLI, Slack and JSON alike."""
+"""What the read use cases show: plain data for the CLI, Slack and JSON alike."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from bot.policy import DESIGNATED_STATES, State
 
 
 @dataclass(frozen=True)
@@ -162,11 +164,11 @@ class WatchList:
 
     @property
     def designated(self) -> list[WatchedFactory]:
-        return [f for f in self.factories if f.state in ("pnc", "readmission_review")]
+        return [f for f in self.factories if f.state in DESIGNATED_STATES]
 
     @property
     def at_risk(self) -> list[WatchedFactory]:
-        return [f for f in self.factories if f.state == "at_risk"]
+        return [f for f in self.factories if f.state == State.AT_RISK]
 
 
 @dataclass(frozen=True)

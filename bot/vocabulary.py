@@ -1,0 +1,180 @@
+"""The words the bot stores and compares: statuses, kinds, channels, reminder subjects.
+
+Each is a ``StrEnum`` (or a small frozen dataclass), so a value is written in one place and a
+typo is a type error, while the database keeps the plain strings it always held. Pure: nothing
+here does I/O or imports the rest of the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+
+class OutboxStatus(StrEnum):
+    """Where a notice is on its way out (``outbox.status``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class ReminderStatus(StrEnum):
+    """What became of a reminder (``reminder.status``)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    #: its subject no longer needed it (a call removed, an application decided)
+    SKIPPED = "skipped"
+    #: its handler raised; staff were told
+    FAILED = "failed"
+
+
+class ReminderKind(StrEnum):
+    BUYER_CALL = "buyer_call"
+    READMISSION_REVIEW = "readmission_review"
+    UNANNOUNCED_VISIT = "unannounced_visit"
+    STAKEHOLDER_MEETING = "stakeholder_meeting"
+    CYCLE_END = "cycle_end"
+
+
+class NoticeMode(StrEnum):
+    """What to do about a new event's notices (``pnc_event.notice``)."""
+
+    #: notify the factory, buyers, Inspectorate and staff
+    DUE = "due"
+    #: historic import: recorded, nobody notified
+    SUPPRESSED = "suppressed"
+    #: the history changed under notified events, or the rules changed: staff review first
+    HELD = "held"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+
+
+class Recipient(StrEnum):
+    """Who a notice is for (``outbox.recipient_type``)."""
+
+    FACTORY = "factory"
+    BUYER = "buyer"
+    INSPECTORATE = "inspectorate"
+    STAFF = "staff"
+
+
+class NoticeKind(StrEnum):
+    """What a notice is (its ``PNC-Notice`` header, and the name of its templates)."""
+
+    # an event's notices carry the event's kind (``bot.policy.EventKind``)
+    AT_RISK_WARNING = "at_risk_warning"
+    PROCESS_STOPPED = "process_stopped"
+    PNC_DESIGNATED = "pnc_designated"
+    READMISSION_APPLIED = "readmission_applied"
+    UNANNOUNCED_SCHEDULED = "unannounced_scheduled"
+    READMISSION_APPROVED = "readmission_approved"
+    READMISSION_REJECTED = "readmission_rejected"
+    # emails beside the events'
+    INSPECTORATE_REFERRAL = "inspectorate_referral"
+    BUYER_CALL_REMINDER = "buyer_call_reminder"
+    # staff alerts
+    BUYER_CALL_AGENDA = "buyer_call_agenda"
+    HISTORY_CHANGED = "history_changed"
+    RULES_CHANGED = "rules_changed"
+    DELIVERY_FAILED = "delivery_failed"
+    CHANNEL_PAUSED = "channel_paused"
+    REMINDER_FAILED = "reminder_failed"
+    READMISSION_REVIEW_REMINDER = "readmission_review_reminder"
+    UNANNOUNCED_VISIT_REMINDER = "unannounced_visit_reminder"
+    STAKEHOLDER_MEETING_REMINDER = "stakeholder_meeting_reminder"
+    CYCLE_END_NOTICE = "cycle_end_notice"
+
+
+class Decision(StrEnum):
+    """A readmission application's decision (``readmission.decision``)."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class FollowUpKind(StrEnum):
+    STAKEHOLDER_MEETING = "stakeholder_meeting"
+
+
+class AuditOutcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    ERROR = "error"
+
+
+# --- what a reminder is about (``reminder.subject``) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallSubject:
+    """A quarterly buyer call."""
+
+    call_id: int
+
+    def __str__(self) -> str:
+        return f"call:{self.call_id}"
+
+
+@dataclass(frozen=True)
+class ApplicationSubject:
+    """A readmission application (its review, its unannounced visit)."""
+
+    application_id: int
+
+    def __str__(self) -> str:
+        return f"readmission:{self.application_id}"
+
+
+@dataclass(frozen=True)
+class FollowUpSubject:
+    """The stakeholder meeting that follows a designation."""
+
+    follow_up_id: int
+
+    def __str__(self) -> str:
+        return f"follow_up:{self.follow_up_id}"
+
+
+@dataclass(frozen=True)
+class CycleEndSubject:
+    """The end of a factory's service cycle, on a given day."""
+
+    factory_id: str
+    day: date
+
+    def __str__(self) -> str:
+        return f"{self.prefix(self.factory_id)}{self.day.isoformat()}"
+
+    @staticmethod
+    def prefix(factory_id: str) -> str:
+        """What the subjects of a factory's cycle ends start with, whatever the day."""
+        return f"factory:{factory_id}:"
+
+
+Subject = CallSubject | ApplicationSubject | FollowUpSubject | CycleEndSubject
+
+
+def parse_subject(text: str) -> Subject:
+    """The subject a stored ``reminder.subject`` names; ``ValueError`` if it names none."""
+    what, _, rest = text.partition(":")
+    match what:
+        case "call":
+            return CallSubject(int(rest))
+        case "readmission":
+            return ApplicationSubject(int(rest))
+        case "follow_up":
+            return FollowUpSubject(int(rest))
+        case "factory":
+            factory_id, _, day = rest.rpartition(":")
+            if factory_id:
+                return CycleEndSubject(factory_id, date.fromisoformat(day))
+    raise ValueError(f"not a reminder subject: {text!r}")
