@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import MalformedCommand
-from handlers.commands import USAGE, parse
+from bot.render import escape_mrkdwn, render_slack
+from bot.roles import RoleLevel
+from handlers.commands import SUBCOMMANDS, USAGE, parse, usages_of
 from handlers.parse import Command
 
 
@@ -145,3 +147,32 @@ def test_a_wrong_subcommand_shows_every_usage_of_its_group(
     shown = refusal(text)
     for action in group:
         assert f"`{USAGE[action]}`" in shown, (action, shown)
+
+
+# --- the declarations ----------------------------------------------------------------------------
+
+
+def test_each_subcommand_is_declared_once_with_a_usage_that_starts_with_what_is_typed() -> None:
+    assert len({c.action for c in SUBCOMMANDS}) == len(SUBCOMMANDS)
+    assert len({c.words for c in SUBCOMMANDS}) == len(SUBCOMMANDS)
+    for c in SUBCOMMANDS:
+        assert c.usage.startswith(f"/pnc {c.words}"), c
+        assert USAGE[c.action] == c.usage
+    # a group word alone means at most one of its subcommands
+    for verb in {c.words.split()[0] for c in SUBCOMMANDS}:
+        assert (
+            sum(c.default or c.words == verb for c in SUBCOMMANDS if c.words.split()[0] == verb)
+            <= 1
+        )
+
+
+def test_help_lists_every_usage_once_under_the_role_it_needs() -> None:
+    text = render_slack(
+        "slack/help.txt", usages={r.label: usages_of(r) for r in RoleLevel}, role="viewer"
+    )
+    staff, rest = text.split("*Assessors*")
+    assessors, managers = rest.split("*Managers*")
+    sections = {RoleLevel.VIEWER: staff, RoleLevel.ASSESSOR: assessors, RoleLevel.MANAGER: managers}
+    for c in SUBCOMMANDS:
+        shown = f"`{escape_mrkdwn(c.usage)}`"
+        assert text.count(shown) == 1 and shown in sections[c.permission.role], c.usage
