@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot import redaction
 from bot.bootstrap import Bot, bootstrap
 from bot.countries import load_config
 from bot.errors import ConfigError, PncError
@@ -75,7 +76,19 @@ LogLevelOption = Annotated[
 def _main(ctx: typer.Context, log_level: LogLevelOption = None) -> None:
     ctx.obj = {"log_level": log_level}  # given before the command: serve respects it
     logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    secrets = _known_secrets()
+    for handler in logging.getLogger().handlers:  # on the handler: it sees every record
+        redaction.install(handler, secrets)
     _set_log_level(log_level or LogLevel.warning)
+
+
+def _known_secrets() -> tuple[str, ...]:
+    """The settings' secret values, masked in logs and errors; none if the settings are
+    invalid (the command then stops with a message that shows none)."""
+    try:
+        return load_settings().secrets
+    except ConfigError:
+        return ()
 
 
 def _set_log_level(level: LogLevel) -> None:
@@ -99,7 +112,9 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         except ConfigError:
             where = "PNC_DATABASE_URL"
         detail = getattr(exc, "orig", None) or exc
-        raise _fail(f"cannot use the database {where}: {type(detail).__name__}: {detail}") from None
+        # the driver's text may echo the URL or the password
+        shown = redaction.text(f"{type(detail).__name__}: {detail}", _known_secrets())
+        raise _fail(f"cannot use the database {where}: {shown}") from None
 
 
 async def _with_bot(use: Callable[[Bot], Awaitable[T]]) -> T:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot import validation
 from bot.errors import ConfigError, PncError, UnknownCountry
 from bot.policy import Rules
-from bot.settings import Settings
+from bot.settings import MemberId, Settings
 from bot.suggest import close_matches
 
 Language = Literal["vi", "en"]
@@ -168,10 +168,12 @@ class _CountryConfig(BaseModel):
 
 
 class _RolesConfig(BaseModel):
+    """Slack member ids (or mentions, kept as the id) by role."""
+
     model_config = ConfigDict(extra="forbid")
-    managers: list[str] = []
-    assessors: list[str] = []
-    viewers: list[str] = []
+    managers: list[MemberId] = []
+    assessors: list[MemberId] = []
+    viewers: list[MemberId] = []
 
 
 class _FileConfig(BaseModel):
@@ -278,7 +280,7 @@ def load_config(settings: Settings) -> Config:
 
     roles = BootstrapRoles(
         managers=tuple(dict.fromkeys([*settings.admins, *file_cfg.roles.managers])),
-        assessors=tuple(file_cfg.roles.assessors),
-        viewers=tuple(file_cfg.roles.viewers),
+        assessors=tuple(dict.fromkeys(file_cfg.roles.assessors)),
+        viewers=tuple(dict.fromkeys(file_cfg.roles.viewers)),
     )
     return Config(Countries(countries), roles)

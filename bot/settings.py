@@ -8,16 +8,41 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from bot.errors import ConfigError
+from bot import redaction, validation
+from bot.errors import ConfigError, PncError
 
 SLACK_API_URL = "https://slack.com/api/"
 
 #: an address the SMTP envelope can carry: ASCII, one "@", no spaces or brackets
 _ADDRESS = re.compile(r"[!-~]+@[!-~]+")
+
+
+def member_id(entry: str) -> str:
+    """A Slack member id given by the configuration, written as the id (``U0123ABCD``) or a
+    mention (``<@U0123ABCD|name>``); anything else is a ``ValueError`` naming the entry."""
+    try:
+        return validation.slack_user(entry)
+    except PncError:
+        raise ValueError(
+            f"{validation.shown(entry.strip(), 40)!r} is not a Slack member id: write ids like "
+            "U0123ABCD (a person's profile in Slack, ⋮, Copy member ID) or mentions like "
+            "<@U0123ABCD>."
+        ) from None
+
+
+#: a Slack member id, normalised from an id or a mention
+MemberId = Annotated[str, AfterValidator(member_id)]
 
 
 class Settings(BaseSettings):
@@ -40,7 +65,7 @@ class Settings(BaseSettings):
     mail_from: str = Field("pnc-bot@localhost", validation_alias="PNC_MAIL_FROM")
     reply_to: str | None = Field(None, validation_alias="PNC_REPLY_TO")
     inspectorate_email: str | None = Field(None, validation_alias="PNC_INSPECTORATE_EMAIL")
-    admins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="PNC_ADMINS")
+    admins: Annotated[tuple[MemberId, ...], NoDecode] = Field((), validation_alias="PNC_ADMINS")
     timezone: str = Field("Asia/Ho_Chi_Minh", validation_alias="PNC_TIMEZONE")
     call_reminder_days: int = Field(3, ge=0, le=60, validation_alias="PNC_CALL_REMINDER_DAYS")
     readmission_reminder_days: int = Field(
@@ -128,8 +153,25 @@ class Settings(BaseSettings):
 
     @property
     def database_url_redacted(self) -> str:
-        """The database URL with any password hidden, for logs and messages."""
-        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+        """The database URL with any password hidden (also one given as a query parameter),
+        for logs and messages."""
+        return redaction.url(
+            make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set: the Slack tokens and signing secret, and the passwords (and
+        other secret-looking parameters) in the database and SMTP URLs; logs mask them."""
+        found = [
+            secret.get_secret_value()
+            for secret in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+            if secret is not None
+        ]
+        for address in (self.database_url, self.smtp_url):
+            if address is not None:
+                found += redaction.url_secrets(address.get_secret_value())
+        return tuple(dict.fromkeys(s for s in found if s))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import redaction
+
 log = logging.getLogger(__name__)
 
 #: a unit of work: the use cases pass it to the store's functions, which hold the SQL
@@ -88,7 +90,7 @@ class Database:
         return self.url.get_backend_name() == "postgresql"
 
     def __repr__(self) -> str:
-        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+        return f"Database({redaction.url(self.url.render_as_string(hide_password=True))!r})"
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:

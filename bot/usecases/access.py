@@ -51,7 +51,9 @@ async def require(core: Core, actor: Actor, permission: Permission) -> None:
 
 
 async def grant(core: Core, actor: Actor, user_id: str, role: str) -> tuple[str, RoleLevel]:
-    """Give ``user_id`` (a mention or an id) a role; returns their id and the role."""
+    """Give ``user_id`` (a mention or an id) a role; returns their id and the role. Someone
+    the configuration gives a role may be granted a higher one (the higher wins), not a lower
+    one, nor the same one again."""
     await require(core, actor, GRANT)
     who = validation.slack_user(user_id)
     try:
@@ -60,9 +62,12 @@ async def grant(core: Core, actor: Actor, user_id: str, role: str) -> tuple[str,
         raise InvalidInput(
             f"`{validation.shown(role)}` is not a role.", "Use viewer, assessor or manager."
         ) from None
+    configured = core.config.roles.role_of(who)
     async with core.db.transaction(write=True) as s:
         row = await access.get_role(s, who)
         before = row.role if row else None
+        if configured is not None:
+            _refuse_unless_it_changes_the_role(core, who, RoleLevel.parse(configured), level, row)
         if row is None:
             row = Role(
                 user_id=who, role=level.label, granted_by=actor.user_id, granted_at=core.clock()
@@ -72,6 +77,32 @@ async def grant(core: Core, actor: Actor, user_id: str, role: str) -> tuple[str,
         s.add(row)
         core.audit(s, actor, "role.grant", who, {"role": level.label, "before": before})
     return who, level
+
+
+def _refuse_unless_it_changes_the_role(
+    core: Core, who: str, configured: RoleLevel, level: RoleLevel, row: Role | None
+) -> None:
+    """A grant to someone with a configured role must leave them with the role granted: a
+    lower one would be outranked by the configuration, the same one changes nothing (unless
+    it lowers a higher grant back to it)."""
+    where = "PNC_ADMINS" if who in core.settings.admins else "the config file's [roles]"
+    granted = RoleLevel.parse(row.role) if row else None
+    if level < configured:
+        raise Conflict(
+            f"That person is {_a(configured)} through the configuration ({where}), which a "
+            f"granted role cannot lower: they would stay {_a(configured)}.",
+            f"To make them {_a(level)}, list them under {level.label}s in the config file's "
+            "[roles] (and nowhere above it, PNC_ADMINS included) and restart the bot.",
+        )
+    if level == configured and (granted is None or granted <= configured):
+        raise Conflict(
+            f"That person is already {_a(configured)} through the configuration ({where}); "
+            "nothing was changed."
+        )
+
+
+def _a(level: RoleLevel) -> str:
+    return f"{'an' if level.label[0] in 'aeiou' else 'a'} {level.label}"
 
 
 async def revoke(core: Core, actor: Actor, user_id: str) -> str:

@@ -108,7 +108,7 @@ def test_settings_read_every_variable_by_its_spec_name(
         "PNC_OUTBOX_DIR": str(tmp_path / "outbox"),
         "PNC_MAIL_FROM": "pnc@betterwork.example",
         "PNC_INSPECTORATE_EMAIL": "inspection@molisa.example",
-        "PNC_ADMINS": "U1, U2",
+        "PNC_ADMINS": "U01, U02",
         "PNC_TIMEZONE": "Asia/Phnom_Penh",
         "PNC_CALL_REMINDER_DAYS": "5",
         "PNC_READMISSION_REMINDER_DAYS": "14",
@@ -131,7 +131,7 @@ def test_settings_read_every_variable_by_its_spec_name(
     assert s.outbox_dir == tmp_path / "outbox"
     assert s.mail_from == "pnc@betterwork.example"
     assert s.inspectorate_email == "inspection@molisa.example"
-    assert s.admins == ("U1", "U2")
+    assert s.admins == ("U01", "U02")
     assert s.timezone == "Asia/Phnom_Penh"
     assert s.call_reminder_days == 5
     assert s.readmission_reminder_days == 14
@@ -140,7 +140,7 @@ def test_settings_read_every_variable_by_its_spec_name(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("U1, U2", ("U1", "U2")), ("U1", ("U1",)), (" U1 ,, U2 , ", ("U1", "U2")), ("", ())],
+    [("U01, U02", ("U01", "U02")), ("U01", ("U01",)), (" U01 ,, U02 , ", ("U01", "U02")), ("", ())],
 )
 def test_admins_are_a_comma_separated_list(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[str, ...]
@@ -150,8 +150,8 @@ def test_admins_are_a_comma_separated_list(
 
 
 def test_settings_accept_values_by_field_name() -> None:
-    s = Settings(admins="U9", call_reminder_days=0, config_path="x.toml")
-    assert s.admins == ("U9",)
+    s = Settings(admins="U09", call_reminder_days=0, config_path="x.toml")
+    assert s.admins == ("U09",)
     assert s.call_reminder_days == 0
     assert s.config_path == Path("x.toml")
 
@@ -406,24 +406,24 @@ def test_roles_from_the_file_merge_with_pnc_admins(tmp_path: Path) -> None:
         tmp_path,
         """
         [roles]
-        managers = ["U9", "U1"]
-        assessors = ["UA"]
-        viewers = ["UV"]
+        managers = ["U09", "U01"]
+        assessors = ["U0A"]
+        viewers = ["U0V"]
         """,
-        admins="U1, U2",
+        admins="U01, U02",
     ).roles
-    assert roles.managers == ("U1", "U2", "U9")
-    assert roles.role_of("U1") == "manager"
-    assert roles.role_of("U2") == "manager"
-    assert roles.role_of("U9") == "manager"
-    assert roles.role_of("UA") == "assessor"
-    assert roles.role_of("UV") == "viewer"
-    assert roles.role_of("UX") is None
+    assert roles.managers == ("U01", "U02", "U09")
+    assert roles.role_of("U01") == "manager"
+    assert roles.role_of("U02") == "manager"
+    assert roles.role_of("U09") == "manager"
+    assert roles.role_of("U0A") == "assessor"
+    assert roles.role_of("U0V") == "viewer"
+    assert roles.role_of("U0X") is None
 
 
 def test_pnc_admins_alone_are_managers() -> None:
-    roles = load_config(Settings(admins="U1,U2")).roles
-    assert roles == BootstrapRoles(managers=("U1", "U2"))
+    roles = load_config(Settings(admins="U01,U02")).roles
+    assert roles == BootstrapRoles(managers=("U01", "U02"))
 
 
 def test_bootstrap_role_of_prefers_the_highest_role() -> None:
