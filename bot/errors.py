@@ -56,6 +56,13 @@ class InvalidDate(InvalidInput):
     code = "invalid_date"
 
 
+class InvisibleCharacter(InvalidInput):
+    """Text with a character that hides or reorders what people read (a bidi override, a
+    zero-width space, a soft hyphen…); the message names it by its code and says where."""
+
+    code = "invisible_character"
+
+
 class NotFound(PncError):
     """Something named by the user does not exist; ``suggestions`` holds close matches."""
 

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
                 f"{value[:100]!r} is not one email address: use pnc@example.org or "
                 "Better Work PNC <pnc@example.org>"
             )
+        try:  # the display name reaches every email's From or Reply-To
+            validation.visible(value, "address")
+        except PncError as exc:
+            raise ValueError(exc.render()) from None
         return value
 
     @field_validator("timezone")

@@ -4,11 +4,12 @@ raises a ``PncError`` saying what was wrong and what would be right."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import date
 from typing import Protocol
 
-from bot.errors import InvalidDate, InvalidInput, UnknownIssueCodes
+from bot.errors import InvalidDate, InvalidInput, InvisibleCharacter, UnknownIssueCodes
 
 
 class Catalogue(Protocol):
@@ -30,6 +31,9 @@ _EMAIL = re.compile(
 #: characters that must never be quoted back or stored: C0 and C1 controls, DEL, line and
 #: paragraph separators, and lone surrogates (what undecodable bytes become)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+#: letters that show as nothing (Hangul fillers) and the combining grapheme joiner; with every
+#: format character (``_hidden``) they can hide or reorder what people read
+_BLANK = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 NO_ISSUES = frozenset({"none", "-", ""})
 _OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n", "\xa0")
@@ -42,20 +46,24 @@ def identifier(value: str, what: str = "id") -> str:
     cleaned = value.strip()
     cleaned = cleaned.upper() if cleaned.isascii() else cleaned
     if not IDENTIFIER.fullmatch(cleaned):
-        raise InvalidInput(
-            f"`{shown(value)}` is not a valid {what}.",
+        hidden = _invisible(cleaned)
+        raise (InvisibleCharacter if hidden else InvalidInput)(
+            f"`{shown(value)}` is not a valid {what}"
+            + (f": it contains an invisible character, {hidden}." if hidden else "."),
             "Use letters, digits, `.`, `_` or `-` (up to 64), e.g. `VN-1234`.",
         )
     return cleaned
 
 
 def text(value: str, what: str, max_length: int = 200) -> str:
-    """A single line of free text (a name): no control characters, not empty."""
+    """A single line of free text (a name, a reason): no control characters, no invisible or
+    direction-changing ones, not empty."""
     cleaned = " ".join(value.split())
     if not cleaned:
         raise InvalidInput(f"The {what} is empty.", f"Give a {what}.")
     if _CONTROL.search(value.replace("\t", " ")):
         raise InvalidInput(f"The {what} contains control characters.", "Use one line of text.")
+    visible(value, what)
     if len(cleaned) > max_length:
         raise InvalidInput(
             f"The {what} is {len(cleaned)} characters long.", f"Use at most {max_length}."
@@ -72,8 +80,10 @@ def emails(value: str | Iterable[str], what: str = "email addresses") -> tuple[s
         if not address:
             continue
         if len(address) > 254 or not _EMAIL.fullmatch(address):
-            raise InvalidInput(
-                f"`{shown(address)}` is not a valid email address.",
+            hidden = _invisible(address)
+            raise (InvisibleCharacter if hidden else InvalidInput)(
+                f"`{shown(address)}` is not a valid email address"
+                + (f": it contains an invisible character, {hidden}." if hidden else "."),
                 "Write addresses like `name@example.com`, separated by `;`.",
             )
         local, _, domain = address.rpartition("@")
@@ -181,6 +191,40 @@ def slack_user(value: str) -> str:
     return match.group(1) or match.group(2)
 
 
+def visible(value: str, what: str) -> str:
+    """``value``, unless it holds a character that hides or reorders text where people read it
+    (bidi overrides, isolates and marks, zero-width characters, the soft hyphen, every other
+    Unicode format character): refused, naming the first by its code and name and saying where.
+    Letters with combining marks, composed or not (Vietnamese), are visible."""
+    hidden = _invisible(value)
+    if hidden:
+        raise InvisibleCharacter(
+            f"The {what} contains an invisible character: {hidden}.",
+            f"Such characters hide or reorder text in emails and Slack. Retype the {what} "
+            "without them (text copied from elsewhere may carry them).",
+        )
+    return value
+
+
+def _invisible(value: str) -> str | None:
+    """The first hidden character of ``value``, named, and where it is; None if there is none."""
+    if value.isascii():
+        return None
+    found = [i for i, char in enumerate(value) if _hidden(char)]
+    if not found:
+        return None
+    char = value[found[0]]
+    named = f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')})"
+    before = value[: found[0]].strip()
+    where = f"after `{shown(before if len(before) <= 30 else '…' + before[-29:])}`"
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"{named} {where if before else 'at the start'}{more}"
+
+
+def _hidden(char: str) -> bool:
+    return char in _BLANK or unicodedata.category(char) == "Cf"
+
+
 def storable(value: str) -> str:
     """Text kept as typed for the record (the audit log), except what no database can store:
     NUL and lone surrogates are written as escapes."""
@@ -191,6 +235,9 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def shown(value: str, limit: int = 60) -> str:
-    """User input made safe to quote back in one line: control characters dropped, truncated."""
+    """User input made safe to quote back in one line: control characters dropped, invisible
+    ones written as their code (``<U+202E>``), truncated."""
     flat = _CONTROL.sub("", value).replace("`", "'")
+    if not flat.isascii():
+        flat = "".join(f"<U+{ord(c):04X}>" if _hidden(c) else c for c in flat)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

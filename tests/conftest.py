@@ -151,19 +151,32 @@ def deliver(core: Core, clock: FrozenClock, tmp_path: Path) -> Any:
 
 
 # --- a run meant to cover PostgreSQL must have passed PostgreSQL tests ----------------------
+# Known by the ``database`` fixture's parameter (also when a test asks for it through ``db`` or
+# ``core``), never by test ids: a unit test whose id says "postgresql" proves nothing.
 
+_on_postgresql: set[str] = set()
 _passed_on_postgresql = 0
+
+
+def _runs_on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("database") == "postgresql"
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if _runs_on_postgresql(item):
+        _on_postgresql.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     global _passed_on_postgresql
-    if report.when == "call" and report.passed and "postgresql" in report.nodeid:
+    if report.when == "call" and report.passed and report.nodeid in _on_postgresql:
         _passed_on_postgresql += 1
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     wanted = "postgresql" in BACKENDS
-    collected = any("[postgresql" in item.nodeid for item in session.items)
+    collected = any(_runs_on_postgresql(item) for item in session.items)
     if wanted and collected and _passed_on_postgresql == 0 and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print("\nERROR: no PostgreSQL test passed; the suite must cover PostgreSQL.")

@@ -42,6 +42,7 @@ def urls(values: Sequence[str], what: str) -> list[str]:
                 f"`{validation.shown(value)}` is not a link to the {what}.",
                 "Give links starting with https://, e.g. to the shared folder of documents.",
             )
+        validation.visible(cleaned, f"link to the {what}")
         found.append(cleaned)
     return found
 

@@ -736,25 +736,28 @@ async def test_bytes_that_are_not_utf8_are_replaced_or_refused(
     assert len(await audit_rows(core, MANAGER, "command")) == 3 * len(NOT_UTF8)
 
 
-async def test_bidirectional_and_invisible_characters_are_stored_safely_or_refused(
+async def test_bidirectional_and_invisible_characters_are_refused_and_nothing_is_stored(
     client: SlackClient, core: Core, people: Actor, tmp_path: Path
 ) -> None:
     name = "Acme\u202etxt.exe\u200d\u200bLtd\u2066"
+    before = await counts(core.db)
     added = await client.command(f'factory add VN-7860 "{name}" VN a@b.example', MANAGER)
-    assert f"Registered factory `VN-7860` — {name}" in added.text
-    assert name in (await client.command("status VN-7860", VIEWER)).text
+    assert refused(added), added.text
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE) after `Acme` (and 3 more)" in added.text
+    assert not any(c in added.text for c in "\u202e\u200d\u200b\u2066")
     for bad in ("VN-1001\u200b", "VN\u202e-1001", "VN-1001\u200d", "V\u0338N-1001", "ＶＮ-1001"):
         reply = await client.command(f"status {bad}", VIEWER)
         assert refused(reply) and "is not a valid factory id" in reply.text, reply.text
+        assert not any(c in reply.text for c in "\u202e\u200d\u200b")
     csv = tmp_path / "buyers.csv"
-    csv.write_text(f"buyer_id,name,emails\nB-BIDI,{name},b@bidi.example\n", encoding="utf-8")
-    assert (await imports.run(core, "buyers", csv, people)).added == 1
-    csv.write_text("buyer_id,name,emails\nB\u202e-X,Name,b@bidi.example\n", encoding="utf-8")
-    with pytest.raises(ImportRejected, match="1 bad row"):
+    csv.write_text(
+        f"buyer_id,name,emails\nB-BIDI,{name},b@bidi.example\nB\u202e-X,Name,b@bidi.example\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected, match="2 bad rows") as caught:
         await imports.run(core, "buyers", csv, people)
-    async with core.db.engine.connect() as conn:
-        stored = (await conn.execute(text("SELECT name FROM buyer WHERE id = 'B-BIDI'"))).one()
-    assert stored[0] == name
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in caught.value.render()
+    assert await counts(core.db) == before
     await no_errors_audited(core)
 
 
