@@ -27,7 +27,8 @@ from bot import mail, notices
 from bot.countries import load_config
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
-from bot.transports import SmtpSettings, SmtpTransport
+from bot.smtp_url import SmtpSettings
+from bot.transports import SmtpTransport
 from bot.usecases.core import Core
 from bot.vocabulary import Channel
 from store import migrate

@@ -13,7 +13,8 @@ from bot.countries import Config, load_config
 from bot.delivery import RetryPolicy
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings, load_settings
-from bot.transports import FileTransport, SlackTransport, SmtpSettings, SmtpTransport, Transport
+from bot.smtp_url import SmtpSettings
+from bot.transports import FileTransport, SlackTransport, SmtpTransport, Transport
 from bot.usecases import rules
 from bot.usecases.core import Clock, Core
 from store import migrate

@@ -12,9 +12,8 @@ import asyncio
 import math
 import re
 import ssl
-import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
@@ -28,7 +27,7 @@ import aiosmtplib
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import ConfigError
+from bot.smtp_url import SmtpSettings
 from bot.vocabulary import Channel
 from store.outbox import Claimed
 
@@ -136,51 +135,6 @@ def _file_stem(row: Claimed) -> str:
 # --- SMTP --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    hostname: str
-    port: int
-    username: str | None
-    password: str | None = field(repr=False)
-    use_tls: bool
-    start_tls: bool | None
-    timeout: float
-    #: CA certificates to trust (a relay with a private CA); None: the system's
-    cafile: str | None = None
-
-    @classmethod
-    def from_url(cls, url: str) -> SmtpSettings:
-        """``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://…`` (PNC_SMTP_URL);
-        optional ``timeout=<seconds>`` and ``cafile=<path>`` (CA certificates to trust)."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError(
-                "PNC_SMTP_URL must look like smtp://[user:pass@]host:port[?starttls=true] or "
-                "smtps://…",
-                "Unset it to write emails to files instead.",
-            )
-        query = urllib.parse.parse_qs(parts.query)
-        starttls = (query.get("starttls") or [""])[0].lower()
-        try:
-            timeout = float((query.get("timeout") or ["30"])[0])
-            port = parts.port
-        except ValueError:
-            raise ConfigError("PNC_SMTP_URL has a port or timeout that is not a number.") from None
-        use_tls = parts.scheme == "smtps"
-        return cls(
-            hostname=parts.hostname,
-            port=port or (465 if use_tls else 25),
-            username=urllib.parse.unquote(parts.username) if parts.username else None,
-            password=urllib.parse.unquote(parts.password) if parts.password else None,
-            use_tls=use_tls,
-            start_tls=True
-            if starttls in ("true", "1", "yes")
-            else (False if starttls in ("false", "0", "no") else None),
-            timeout=timeout,
-            cafile=query["cafile"][0] if query.get("cafile") else None,
-        )
-
-
 class SmtpTransport:
     """Sends over a small pool of reused SMTP connections (one transaction at a time each)."""
 
@@ -245,6 +199,14 @@ class SmtpTransport:
             raise ChannelDown(f"SMTP server unreachable: {_brief(exc)}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise ChannelDown(f"SMTP server refused the session: {exc.code} {exc.message}") from exc
+        except aiosmtplib.SMTPException as exc:  # exactly that: STARTTLS asked, not offered
+            if not (type(exc) is aiosmtplib.SMTPException and "STARTTLS" in str(exc)):
+                raise  # e.g. the connection lost: transient
+            raise ChannelDown(
+                f"SMTP TLS failed: {s.hostname}:{s.port} offers no STARTTLS. Fix PNC_SMTP_URL: use "
+                "smtps:// (port 465) or port 587; drop ?starttls=true only to send unencrypted.",
+                config=True,
+            ) from exc
         self._clients[number] = client
         return client
 

@@ -8,9 +8,16 @@ the next occurrence of a recurring reminder, and the reminder is marked done. If
 dies before the commit, nothing of it happened and the next poll takes it again: a reminder is
 neither lost nor repeated.
 
-Each handler runs in a savepoint: one that fails (a bug, data it cannot read) has its own work
-undone, is marked ``failed`` with the error, logged, and reported to staff once; the other
-reminders of the batch go ahead.
+Each handler runs in a savepoint: one that fails (the database went away, a bug, data it cannot
+read) has its own work undone and is logged; the other reminders of the batch go ahead. It stays
+pending and is tried again with backoff (``Retries``: after a minute, then doubling, at most an
+hour apart; its ``due_at`` is kept, ``retry_at`` says when). Once it succeeds it is done, and a
+repeating one (a readmission review, a stakeholder meeting) schedules its next occurrence as
+usual: the series goes on. After ten failed attempts (about four hours) it is marked ``failed``
+with the last error and staff are alerted once, to follow it up by hand. One-off reminders (a
+buyer call's agenda, a visit, a cycle's end) are retried the same way: what fails them is as
+likely to pass. A reminder the runner cannot read at all (an unknown kind, a malformed subject)
+is marked ``failed`` at once: no retry will fix it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,10 +54,24 @@ log = logging.getLogger(__name__)
 Handler = Callable[["ReminderRunner", Session, Reminder, Any, datetime], Awaitable[str | None]]
 
 
+@dataclass(frozen=True)
+class Retries:
+    """How a reminder whose handling failed is tried again, and for how long."""
+
+    max_attempts: int = 10
+    first_retry: timedelta = timedelta(minutes=1)
+    max_retry: timedelta = timedelta(hours=1)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after ``attempts`` failed attempts: doubling from the first, capped."""
+        return min(self.max_retry, self.first_retry * (1 << min(max(attempts - 1, 0), 30)))
+
+
 class ReminderRunner:
-    def __init__(self, core: Core, *, batch: int = 20) -> None:
+    def __init__(self, core: Core, *, batch: int = 20, retries: Retries | None = None) -> None:
         self.core = core
         self.batch = batch
+        self.retries = retries or Retries()
         self._wake = asyncio.Event()
         self._stopping = False
         core.wakeups.reminders = self.wake
@@ -87,45 +109,68 @@ class ReminderRunner:
             due = await reminders.claim_due(s, now, self.batch)
             for row in due:
                 assert row.id is not None
-                rid, kind, subject, due_at = row.id, row.kind, row.subject, row.due_at
+                attempt = Attempt(row.id, row.kind, row.subject, row.due_at, row.attempts + 1)
+                try:
+                    handler = HANDLERS[ReminderKind(row.kind)]
+                    about = parse_subject(row.subject)
+                except (KeyError, ValueError) as exc:  # unreadable: no retry will fix it
+                    await self._failed(s, attempt, exc, now, final=True)
+                    continue
                 try:
                     async with s.begin_nested():  # one reminder's failure undoes only its work
-                        skipped = await HANDLERS[ReminderKind(kind)](
-                            self, s, row, parse_subject(subject), now
-                        )
+                        skipped = await handler(self, s, row, about, now)
                 except Exception as exc:
-                    log.exception("reminder %s %s %s failed", rid, kind, subject)
-                    await self._failed(s, rid, kind, subject, due_at, exc, now)
+                    final = attempt.number >= self.retries.max_attempts
+                    await self._failed(s, attempt, exc, now, final=final)
                     continue
                 row.status = ReminderStatus.SKIPPED if skipped else ReminderStatus.DONE
                 row.done_at, row.note = now, (skipped or None)
                 s.add(row)
-                log.info("reminder %s %s %s: %s", rid, kind, subject, row.status)
+                log.info("reminder %s %s %s: %s", row.id, row.kind, row.subject, row.status)
         return len(due)
 
     async def _failed(
-        self,
-        s: Session,
-        rid: int,
-        kind: str,
-        subject: str,
-        due_at: datetime,
-        exc: Exception,
-        now: datetime,
+        self, s: Session, a: Attempt, exc: Exception, now: datetime, *, final: bool
     ) -> None:
-        """Mark a reminder whose handler failed, and tell staff (once: it is not tried again)."""
+        """A failed attempt: tried again later, or (``final``) marked failed and staff told
+        (once: it is not tried again)."""
         error = f"{type(exc).__name__}: {exc}"
-        await reminders.mark_failed(s, rid, now, f"failed: {error}")
+        if not final:
+            at = now + self.retries.backoff(a.number)
+            log.warning(
+                "reminder %s %s %s failed (attempt %d); trying again at %s",
+                a.id,
+                a.kind,
+                a.subject,
+                a.number,
+                at.isoformat(),
+                exc_info=exc,
+            )
+            await reminders.retry_later(
+                s, a.id, at, f"attempt {a.number} failed: {error}", a.number
+            )
+            return
+        log.error(
+            "reminder %s %s %s failed (attempt %d): set aside",
+            a.id,
+            a.kind,
+            a.subject,
+            a.number,
+            exc_info=exc,
+        )
+        tries = f"{a.number} attempts" if a.number > 1 else "1 attempt"
+        await reminders.mark_failed(s, a.id, now, f"failed after {tries}: {error}", a.number)
         await self.staff(
             s,
-            f"reminder_failed/{rid}",
+            f"reminder_failed/{a.id}",
             NoticeKind.REMINDER_FAILED,
             None,
             {
-                "reminder": kind,
-                "subject": subject,
-                "due_at": self.local(due_at),
+                "reminder": a.kind,
+                "subject": a.subject,
+                "due_at": self.local(a.due_at),
                 "error": error[:500],
+                "attempts": a.number,
             },
         )
 
@@ -161,6 +206,19 @@ class ReminderRunner:
         """A moment as people read it: local time, with the zone named."""
         settings = self.core.settings
         return f"{moment.astimezone(settings.tz).strftime('%Y-%m-%d %H:%M')} ({settings.timezone})"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What is known of a reminder being tried, read before its handler runs (a failed
+    handler's savepoint is rolled back, and the row with it)."""
+
+    id: int
+    kind: str
+    subject: str
+    due_at: datetime
+    #: this attempt's number, from 1
+    number: int
 
 
 async def _again(

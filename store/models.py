@@ -283,7 +283,8 @@ class Reminder(SQLModel, table=True):
 
     Claimed once (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and handled in the same transaction
     that writes its notices, so any number of replicas send it once, and a restart neither
-    loses nor repeats it.
+    loses nor repeats it. One whose handling fails is tried again at ``retry_at``; ``due_at``
+    stays the moment it was meant for.
     """
 
     __tablename__ = "reminder"
@@ -303,6 +304,10 @@ class Reminder(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     note: str | None = Field(default=None, max_length=300)
+    #: failed attempts so far (tried again as ``scheduler.reminders.Retries`` says)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: after a failed attempt: not tried again before this moment
+    retry_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class SlackRequest(SQLModel, table=True):

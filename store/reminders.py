@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, tuple_, update
+from sqlalchemy import Row, func, or_, select, tuple_, update
 from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,7 +48,14 @@ async def add_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
         )
         found.update(((x.kind, x.subject, x.due_at), x) for x in await execute(session, stmt))
     fresh = [
-        {"status": ReminderStatus.PENDING, "done_at": None, "note": None, **row}
+        {
+            "status": ReminderStatus.PENDING,
+            "done_at": None,
+            "note": None,
+            "attempts": 0,
+            "retry_at": None,
+            **row,
+        }
         for key, row in wanted.items()
         if key not in found
     ]
@@ -62,7 +69,9 @@ async def add_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
             session,
             update(r)
             .where(r.c.id.in_(again))
-            .values(status=ReminderStatus.PENDING, done_at=None, note=None),
+            .values(
+                status=ReminderStatus.PENDING, done_at=None, note=None, attempts=0, retry_at=None
+            ),
         )
     await insert_rows(session, r, fresh)
     return len(fresh) + len(again)
@@ -97,10 +106,15 @@ async def cancel_cycle_end(session: AsyncSession, factory_id: str, note: str) ->
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Reminder]:
-    """Due reminders, locked for this transaction (skipped by other replicas on PostgreSQL)."""
+    """Due reminders (not waiting to be tried again), locked for this transaction (skipped by
+    other replicas on PostgreSQL)."""
     stmt = (
         select_rows(Reminder)
-        .where(col(Reminder.status) == ReminderStatus.PENDING, col(Reminder.due_at) <= now)
+        .where(
+            col(Reminder.status) == ReminderStatus.PENDING,
+            col(Reminder.due_at) <= now,
+            or_(col(Reminder.retry_at).is_(None), col(Reminder.retry_at) <= now),
+        )
         .order_by(col(Reminder.due_at), col(Reminder.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -108,14 +122,34 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Re
     return list((await session.exec(stmt)).all())
 
 
-async def mark_failed(session: AsyncSession, reminder_id: int, now: datetime, note: str) -> None:
-    """A reminder whose handler failed (its savepoint was rolled back, so not through the
-    session's copy of the row)."""
+async def mark_failed(
+    session: AsyncSession, reminder_id: int, now: datetime, note: str, attempts: int
+) -> None:
+    """A reminder set aside after its last failed attempt (its savepoint was rolled back, so
+    not through the session's copy of the row)."""
     await execute(
         session,
         update(REMINDERS)
         .where(REMINDERS.c.id == reminder_id)
-        .values(status=ReminderStatus.FAILED, done_at=now, note=note[:300]),
+        .values(
+            status=ReminderStatus.FAILED,
+            done_at=now,
+            note=note[:300],
+            attempts=attempts,
+            retry_at=None,
+        ),
+    )
+
+
+async def retry_later(
+    session: AsyncSession, reminder_id: int, at: datetime, note: str, attempts: int
+) -> None:
+    """A reminder whose handler failed, to be tried again at ``at`` (still pending)."""
+    await execute(
+        session,
+        update(REMINDERS)
+        .where(REMINDERS.c.id == reminder_id)
+        .values(retry_at=at, note=note[:300], attempts=attempts),
     )
 
 

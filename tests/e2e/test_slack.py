@@ -454,7 +454,8 @@ async def test_an_assessment_in_slack_reaches_everyone_within_seconds(
     from bot.bootstrap import Bot, build_background
     from bot.server import Server
     from bot.slack_app import build_slack_app
-    from bot.transports import SmtpSettings, SmtpTransport
+    from bot.smtp_url import SmtpSettings
+    from bot.transports import SmtpTransport
     from tests.e2e.conftest import SIGNING_SECRET
     from tests.fakes import SmtpServer
 
@@ -518,7 +519,8 @@ async def running(db: Any, settings: Any, core: Core, slack: FakeSlack, http: An
     from bot.bootstrap import Bot, build_background
     from bot.server import Server
     from bot.slack_app import build_slack_app
-    from bot.transports import SmtpSettings, SmtpTransport
+    from bot.smtp_url import SmtpSettings
+    from bot.transports import SmtpTransport
     from tests.e2e.conftest import SIGNING_SECRET
     from tests.fakes import SmtpServer
 

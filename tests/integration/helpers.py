@@ -8,7 +8,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.dispatcher import Dispatcher
-from bot.transports import SlackTransport, SmtpSettings, SmtpTransport, Transport
+from bot.smtp_url import SmtpSettings
+from bot.transports import SlackTransport, SmtpTransport, Transport
 from bot.usecases.core import Core
 from store.models import OutboxMessage
 from tests.fakes import FakeSlack, SmtpServer

@@ -14,7 +14,8 @@ import aiosmtplib
 
 from bot.delivery import RetryPolicy
 from bot.dispatcher import Dispatcher
-from bot.transports import ChannelDown, Result, SmtpSettings, SmtpTransport
+from bot.smtp_url import SmtpSettings
+from bot.transports import ChannelDown, Result, SmtpTransport
 from bot.usecases import assessments, outbox_admin, registry
 from bot.usecases.core import Core
 from store.models import DeliveryChannel

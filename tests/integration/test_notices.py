@@ -16,7 +16,8 @@ from bot.countries import load_config
 from bot.delivery import RetryPolicy
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
-from bot.transports import FileTransport, SmtpSettings, SmtpTransport
+from bot.smtp_url import SmtpSettings
+from bot.transports import FileTransport, SmtpTransport
 from bot.usecases import assessments, outbox_admin, registry
 from bot.usecases.core import Core
 from store.db import Database

@@ -9,7 +9,8 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
-from bot.transports import SmtpSettings, retry_after
+from bot.smtp_url import SmtpSettings
+from bot.transports import retry_after
 
 
 def test_the_smtp_password_never_appears_in_the_settings_repr() -> None:
