@@ -1,38 +1,58 @@
-"""``pnc-bot serve``: Slack over HTTP (``POST /slack/events``, signatures verified by Bolt) or
-over Socket Mode, plus ``GET /healthz``; the schema is migrated on start and SIGTERM drains the
-work in flight — replies, then deliveries and reminders — before the process exits."""
+"""``pnc-bot serve``: Slack over HTTP (``POST /slack/events``) or over Socket Mode, plus
+``GET /healthz``; the schema is migrated on start and SIGTERM drains the work in flight —
+replies, then deliveries and reminders — before the process exits.
+
+An HTTP request from Slack passes these checks in turn, each answering at once when it refuses:
+the size (413, before the body is read), Slack's signature over the raw bytes (401), a replay
+(401), the body's shape (400, ``handlers.middleware.screen``); only then does Bolt parse it. A
+refusal is logged in one line — the reason and the size, never the body.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import re
 import signal
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.request.internals import parse_body
 
 from bot import __version__
 from bot.bootstrap import Bot, bootstrap, build_background, email_transport
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
+from handlers.middleware import Malformed, quoted, screen
 from handlers.runner import settle
 from scheduler.clock import Background
 from store import access
+from store.db import Database
 
 log = logging.getLogger(__name__)
 
 #: how long a stopping server waits for listeners still running (replies, audit entries)
 DRAIN_SECONDS = 10.0
+#: the largest request body taken (413 beyond). The largest Slack sends the bot is the
+#: assessment form, its whole view included: about 11 KB URL-encoded (tests/e2e/
+#: test_hostile_requests.py measures it); a quarter of a megabyte leaves room for long texts
+MAX_BODY_BYTES = 256 * 1024
+#: a request whose timestamp is further than this from now is refused, as Slack's SDK does
+MAX_SKEW_SECONDS = 5 * 60
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
 def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, str | None]:
@@ -58,55 +78,158 @@ def slack_credentials(settings: Settings, socket_mode: bool) -> tuple[str, str, 
     return token, secret or "", app_token
 
 
-class ReplayGuard:
-    """Refuses a Slack request whose signature was already served.
+class SlackSignature:
+    """Slack's signature of a request — ``v0=`` and the HMAC-SHA256, keyed with the signing
+    secret, of ``v0:<timestamp>:<body>`` — checked on the raw bytes, never raising."""
 
-    On PostgreSQL (several replicas) the signatures are kept in the database, so a replay to any
-    replica is refused; on SQLite one process serves Slack, and they are kept in its memory.
-    Either way for six minutes: Slack refuses timestamps older than five.
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self._key = secret.encode()
+        self.clock = clock
+
+    def headers_problem(self, timestamp: str | None, signature: str | None) -> str | None:
+        """What is wrong with the signature's headers (missing, not a number, stale, not of
+        Slack's form), if anything."""
+        if not timestamp:
+            return "no timestamp"
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return f"the timestamp {quoted(timestamp)} is not a number of seconds"
+        skew = self.clock() - int(timestamp)
+        if abs(skew) > MAX_SKEW_SECONDS:
+            return f"the timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'ahead'}"
+        if not signature:
+            return "no signature"
+        if not _SIGNATURE.fullmatch(signature):
+            return f"the signature {quoted(signature)} is not v0= and 64 hex digits"
+        return None
+
+    def matches(self, body: bytes, timestamp: str, signature: str) -> bool:
+        """Whether ``signature`` (its form checked by ``headers_problem``) signs the body."""
+        signed = b"v0:" + timestamp.encode() + b":" + body
+        expected = "v0=" + hmac.new(self._key, signed, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
+
+
+class ReplayGuard:
+    """Refuses a Slack request whose signature was already served, for six minutes: Slack's
+    timestamps are refused after five.
+
+    The signatures are looked up in memory first. On PostgreSQL (several replicas) each is also
+    written to ``slack_request`` before its request is handled, so a replay to any replica is
+    refused. On SQLite (one process) they are written in batches, at most ``FLUSH_SECONDS``
+    apart and when the server stops, and read back when it starts: a replay after a restart is
+    refused; after a crash, except of the requests served in its last ``FLUSH_SECONDS``.
     """
 
     KEEP = timedelta(minutes=6)
+    FLUSH_SECONDS = 1.0
 
-    def __init__(self, bot: Bot, secret: str) -> None:
-        self.bot = bot
-        self.verifier = SignatureVerifier(secret)
-        self.shared = bot.db.is_postgresql
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+        self.shared = db.is_postgresql
         self._seen: dict[str, datetime] = {}
         self._served = 0
+        self._unwritten: list[tuple[str, datetime]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._failing = False
 
-    async def first_time(self, body: str, headers: Mapping[str, str]) -> bool:
-        """False for a request correctly signed that was already served. Requests that are not
-        correctly signed are left to Bolt, which refuses them."""
-        signature = headers.get("X-Slack-Signature", "")
-        timestamp = headers.get("X-Slack-Request-Timestamp", "")
-        if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-            return True
-        now = self.bot.core.clock()
+    async def start(self) -> None:
+        """Read back the signatures a previous process served (SQLite)."""
+        if self.shared:
+            return
+        try:
+            self._seen.update(await access.recent_requests(self.db, since=self.clock() - self.KEEP))
+        except Exception as exc:
+            log.warning("could not read the Slack requests served before (%s)", type(exc).__name__)
+
+    async def first_time(self, signature: str) -> bool:
+        """False for a request (its signature verified) that was already served."""
+        now = self.clock()
         self._served += 1
-        first = await self._shared(signature, now) if self.shared else self._local(signature, now)
-        if not first:
-            log.warning("refused a replayed Slack request (timestamp %s)", timestamp)
-        return first
-
-    def _local(self, signature: str, now: datetime) -> bool:
         if self._served % 500 == 0:  # forget what can no longer be replayed
             self._seen = {k: v for k, v in self._seen.items() if v >= now - self.KEEP}
-        if signature in self._seen:
-            return False
+        first = signature not in self._seen
         self._seen[signature] = now
-        return True
+        if first and self.shared:
+            first = await self._shared(signature, now)
+        elif first:
+            self._write_soon(signature, now)
+        if not first:
+            log.warning("refused a replayed Slack request")
+        return first
+
+    async def close(self) -> None:
+        """Write the signatures not yet written (SQLite); the server has stopped serving."""
+        self._stopping.set()
+        if self._writer is not None:
+            await self._writer
+        await self._write()
 
     async def _shared(self, signature: str, now: datetime) -> bool:
         # every 200 requests, forget what can no longer be replayed
         forget = now - self.KEEP if self._served % 200 == 0 else None
         try:
-            return await access.first_time(self.bot.db, signature, now, forget_before=forget)
+            return await access.first_time(self.db, signature, now, forget_before=forget)
         except Exception as exc:
             # the database is unreachable: nothing can be written by this request either, and
             # the access middleware tells the person to try again
             log.warning("could not check for a replay (%s)", type(exc).__name__)
         return True
+
+    def _write_soon(self, signature: str, now: datetime) -> None:
+        self._unwritten.append((signature, now))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_later())
+
+    async def _write_later(self) -> None:
+        """Write what was served, a batch every ``FLUSH_SECONDS`` while there is any (also
+        what arrived while the last batch was being written, or failed to be)."""
+        while self._unwritten and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.FLUSH_SECONDS)
+            await self._write()
+
+    async def _write(self) -> None:
+        now = self.clock()
+        rows = [r for r in self._unwritten if r[1] >= now - self.KEEP]
+        self._unwritten = []
+        if not rows:
+            return
+        try:
+            await access.remember_requests(self.db, rows, forget_before=now - self.KEEP)
+        except Exception as exc:
+            if not self._failing:  # once, not every second while the database is away
+                log.warning("could not write the Slack requests served (%s)", type(exc).__name__)
+            self._failing = True
+            self._unwritten[:0] = rows  # tried again with the next batch (or on stopping)
+            return
+        self._failing = False
+
+
+@contextlib.asynccontextmanager
+async def _timed(step: str, slow: float = 2.0) -> AsyncIterator[None]:
+    """Log a step of stopping that took more than ``slow`` seconds."""
+    started = time.monotonic()
+    yield
+    if (took := time.monotonic() - started) > slow:
+        log.warning("stopping: %s took %.1f s", step, took)
+
+
+class _HttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, where a request that is not valid HTTP (a control character in a
+    header, say) takes one line rather than a traceback; other errors keep theirs."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            reason = (exc.message or type(exc).__name__).splitlines()[0]
+            where = args[0] if args else "?"
+            self.warning(
+                "refused a request that is not HTTP: %s (from %s)", ascii(reason[:80]), where
+            )
+        else:
+            super().exception(msg, *args, **kwargs)
 
 
 class Server:
@@ -128,20 +251,31 @@ class Server:
         self.slack = slack
         self.app_token = app_token
         self.background = background
-        # HTTP requests carry Slack's signature; Socket Mode does not need one
-        self.replays = ReplayGuard(bot, signing_secret) if signing_secret else None
+        # HTTP requests carry Slack's signature; Socket Mode does not need one (and without a
+        # signing secret, every HTTP request is refused)
+        self.signature = SlackSignature(signing_secret) if signing_secret else None
+        self.replays = ReplayGuard(bot.db, bot.core.clock) if signing_secret else None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/slack/events", self._slack_events)
         app.router.add_get("/healthz", self._healthz)
         return app
 
     async def start(self, host: str = "0.0.0.0", port: int = 3000) -> int:
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        if self.replays is not None:
+            await self.replays.start()
+        self._runner = web.AppRunner(
+            self.web_app(),
+            access_log=None,
+            # a body left unread (one over MAX_BODY_BYTES) closes the connection; by default
+            # aiohttp would read and drop up to 10 s of it: cheap flooding
+            lingering_time=0,
+            logger=_HttpLog(logging.getLogger("aiohttp.server")),
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         self.port = int(self._runner.addresses[0][1])
@@ -160,28 +294,57 @@ class Server:
         return self.port
 
     async def stop(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(Exception):
-                await self._socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt: unannotated
-        if self._runner is not None:
-            await self._runner.cleanup()  # stops accepting, lets requests being served finish
-        if still := await settle(DRAIN_SECONDS):
-            log.warning("stopping with %d replies still being worked on", still)
+        """Stop taking requests, let replies in progress finish, then deliveries and reminders
+        in hand; a step that takes long is named in the log."""
+        started = time.monotonic()
+        async with _timed("closing the Slack connections"):
+            if self._socket is not None:
+                with contextlib.suppress(Exception):
+                    await self._socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt: unannotated
+            if self._runner is not None:
+                await self._runner.cleanup()  # stops accepting, lets requests being served finish
+        if self.replays is not None:
+            async with _timed("writing the Slack requests served"):
+                await self.replays.close()
+        async with _timed("finishing the replies"):
+            if still := await settle(DRAIN_SECONDS):
+                log.warning("stopping with %d replies still being worked on", still)
         if self.background is not None:
-            await self.background.stop()  # the clock first; then deliveries in hand finish
+            async with _timed("finishing the deliveries and reminders in hand"):
+                await self.background.stop()  # the clock first; then deliveries in hand finish
+        log.info("stopped in %.1f s", time.monotonic() - started)
 
     async def _slack_events(self, request: web.Request) -> web.Response:
+        """A request from Slack, checked in turn (see the module's docstring)."""
+        if (request.content_length or 0) > MAX_BODY_BYTES:  # not read: the connection closes
+            return _refused(request, 413, f"larger than {MAX_BODY_BYTES} bytes")
         try:
-            body = (await request.read()).decode("utf-8")
-        except UnicodeDecodeError:
-            return web.json_response({"error": "the request body is not UTF-8"}, status=400)
-        bolt_request = AsyncBoltRequest(
-            body=body, query=request.query_string, headers=dict(request.headers)
-        )
-        if self.replays is not None and not await self.replays.first_time(
-            bolt_request.raw_body, request.headers
-        ):
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _refused(request, 413, f"larger than {MAX_BODY_BYTES} bytes")
+        if self.signature is None:
+            reason = "this server takes Slack's requests over Socket Mode"
+            return _refused(request, 401, reason, len(raw))
+        timestamp = request.headers.get("X-Slack-Request-Timestamp")
+        signature = request.headers.get("X-Slack-Signature")
+        if problem := self.signature.headers_problem(timestamp, signature):
+            return _refused(request, 401, problem, len(raw))
+        assert timestamp is not None and signature is not None
+        if not self.signature.matches(raw, timestamp, signature):
+            return _refused(request, 401, "the signature does not match", len(raw))
+        if self.replays is not None and not await self.replays.first_time(signature):
             return web.json_response({"error": "this request was already served"}, status=401)
+        try:
+            body = raw.decode("utf-8")
+            wanted = screen(parse_body(body, request.content_type))
+            bolt_request = AsyncBoltRequest(
+                body=body, query=request.query_string, headers=dict(request.headers)
+            )
+        except Exception as exc:
+            return _refused(request, 400, _unreadable(exc), len(raw))
+        if not wanted:
+            log.info("acknowledged a Slack event no listener wants (%d bytes)", len(raw))
+            return web.Response(status=200)
         response = await self.slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
@@ -195,6 +358,31 @@ class Server:
             body.update(status="unavailable", database="unavailable")
             return web.json_response(body, status=503)
         return web.json_response(body)
+
+
+def _refused(
+    request: web.Request, status: int, reason: str, size: int | None = None
+) -> web.Response:
+    """Refuse a request with one line in the log: why, its size, where from; never its body."""
+    size = request.content_length if size is None else size
+    what = {
+        400: "a malformed Slack request",
+        401: "a request without a valid Slack signature",
+        413: "a request too large to be Slack's",
+    }[status]
+    log.warning("refused %s: %s (%s bytes, from %s)", what, reason, size, request.remote)
+    answer = {400: f"malformed request: {reason}", 413: "request too large"}
+    return web.json_response({"error": answer.get(status, "invalid request")}, status=status)
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, Malformed):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    if isinstance(exc, ValueError | RecursionError):
+        return "the body is not JSON Slack would send"
+    return f"Slack's library could not read it ({type(exc).__name__})"
 
 
 async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from bot.countries import Country
-from bot.errors import PncError
+from bot.errors import InvalidInput, PncError
 from bot.render import escape_mrkdwn, mention, message, render_slack, sections, slack_environment
 
 ASSESS_CALLBACK = "pnc_assess"
@@ -122,19 +122,58 @@ def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[
 
 
 def assess_values(view: dict[str, Any]) -> dict[str, Any]:
-    """What the person entered in the form."""
-    state = view.get("state", {}).get("values", {})
+    """What the person entered in the form; an ``InvalidInput`` if it came back in a shape
+    Slack never sends (empty fields are empty, not wrong)."""
+    state = _fields(view.get("state"), "state")
+    values = _fields(state.get("values"), "values")
 
     def element(block: str) -> dict[str, Any]:
-        return state.get(block, {}).get(block, {}) or {}
+        return _fields(_fields(values.get(block), block).get(block), block)
 
-    kind = (element(KIND).get("selected_option") or {}).get("value")
+    kind = _fields(element(KIND).get("selected_option"), KIND).get("value")
+    options = element(ISSUES).get("selected_options")
+    if options is None:
+        options = []
+    elif not isinstance(options, list):
+        raise _misshapen(ISSUES)
     return {
-        "factory": element(FACTORY).get("value") or "",
-        "date": element(DAY).get("selected_date") or "",
-        "codes": [o["value"] for o in element(ISSUES).get("selected_options") or []],
-        "kind": kind,
+        "factory": _text(element(FACTORY).get("value"), FACTORY),
+        "date": _text(element(DAY).get("selected_date"), DAY),
+        "codes": [_chosen(o) for o in options],
+        "kind": _text(kind, KIND) or None,
     }
+
+
+def _fields(value: Any, name: str) -> dict[str, Any]:
+    """A part of the form's state: an object, or nothing (``None``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _misshapen(name)
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _misshapen(name)
+    return value
+
+
+def _chosen(option: Any) -> str:
+    """The value of a chosen option: one without a value is not what Slack sends."""
+    if value := _text(_fields(option, ISSUES).get("value"), ISSUES):
+        return value
+    raise _misshapen(ISSUES)
+
+
+def _misshapen(name: str) -> InvalidInput:
+    return InvalidInput(
+        f"The form came back with its `{name}` field in a shape pnc-bot does not understand; "
+        "nothing was recorded.",
+        "Open the form again (`/pnc assess`) and submit it once more.",
+    )
 
 
 def field_for(exc: PncError) -> str:

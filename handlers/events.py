@@ -15,6 +15,8 @@ from handlers import blocks
 from handlers.runner import ACTOR, CORE, tracked
 
 HOME_LIMIT = 20
+#: the events the bot listens to; the server acknowledges any other and does nothing
+EVENTS = frozenset({"app_home_opened"})
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,9 @@ def register(app: AsyncApp) -> None:
 
 async def home_opened(event: dict[str, Any], context: dict[str, Any], client: Any) -> None:
     if event.get("tab", "home") != "home":
+        return
+    if not isinstance(context.get(ACTOR), Actor):
+        log.warning("App Home was opened by nobody named in the event; nothing was published")
         return
     try:
         await _publish_home(context, client)

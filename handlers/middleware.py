@@ -6,6 +6,10 @@ and checks the permission declared with the subcommand (``handlers.commands``). 
 refused here is answered at once — an ephemeral message for a command, field errors for a
 form — and audited; nothing else runs.
 Listeners therefore never check permissions themselves.
+
+Before all that, the HTTP server passes each signed request to ``screen``: a body not in the
+shape Slack sends for a slash command, the assessment form or an event this bot listens to is
+refused with a 400 before Bolt or any listener reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from bot.roles import Actor, Permission
 from bot.usecases import access, assessments
 from bot.usecases.core import Core
 from bot.vocabulary import AuditOutcome
-from handlers import blocks
+from handlers import blocks, events
 from handlers.commands import parse
 from handlers.runner import ACTOR, COMMAND, CORE, HTTP, SOURCE, audit
 
@@ -30,6 +34,75 @@ log = logging.getLogger(__name__)
 
 #: forms that need a role, by their callback id
 _FORMS: dict[str, Permission] = {blocks.ASSESS_CALLBACK: assessments.RECORD}
+
+
+class Malformed(ValueError):
+    """A request (correctly signed) that is not in the shape Slack sends; the message says
+    what is wrong, with anything quoted from the request escaped and cut short."""
+
+
+def screen(body: Any) -> bool:
+    """Whether a parsed Slack request goes to the listeners (True) or is an event none of them
+    wants (False: acknowledge it and do nothing); ``Malformed`` if it cannot be handled."""
+    if not isinstance(body, dict):
+        raise Malformed(f"the body is {type(body).__name__}, not an object")
+    if body.get("ssl_check") == "1" or body.get("type") == "url_verification":
+        return True  # Bolt answers these itself
+    if "command" in body:
+        for key in ("command", "user_id"):
+            if not _text(body, key):
+                raise Malformed(f"a slash command without `{key}`")
+        for key in ("text", "response_url", "trigger_id", "channel_id", "team_id"):
+            _text(body, key)
+        return True
+    kind = body.get("type")
+    if kind == "event_callback":
+        event = _object(body, "event")
+        if not _text(event, "type"):
+            raise Malformed("an event without a type")
+        if event["type"] not in events.EVENTS:
+            return False
+        _text(event, "user")
+        return True
+    if kind == "view_submission":
+        if not _text(_object(body, "user"), "id"):
+            raise Malformed("a form submitted without a user id")
+        view = _object(body, "view")
+        if not _text(view, "type"):
+            raise Malformed("a view without a type")
+        if _text(view, "callback_id") not in _FORMS:
+            raise Malformed(f"a view of no form this bot has ({quoted(view.get('callback_id'))})")
+        if "state" in view and "values" in _object(view, "state"):
+            values = _object(view["state"], "values")
+            if not all(isinstance(block, dict) for block in values.values()):
+                raise Malformed("a form whose `state.values` are not objects")
+        return True
+    if kind == "app_rate_limited":
+        return False
+    raise Malformed(f"no slash command, form or event this bot handles (type {quoted(kind)})")
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise Malformed(f"`{key}` is {type(value).__name__}, not an object")
+    return value
+
+
+def _text(parent: dict[str, Any], key: str) -> str:
+    """The string at ``key`` ("" when absent); ``Malformed`` if it is something else."""
+    value = parent.get(key, "")
+    if not isinstance(value, str):
+        raise Malformed(f"`{key}` is {type(value).__name__}, not a string")
+    return value
+
+
+def quoted(value: Any) -> str:
+    """A value from the request, safe to log: a string escaped (``ascii``) and cut short, or
+    the name of what it is."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    return ascii(value[:40]) + ("..." if len(value) > 40 else "")
 
 
 def register(app: AsyncApp, core: Core, http: aiohttp.ClientSession) -> None:

@@ -28,8 +28,18 @@ async def assessment_submitted(
     ack: Any, view: dict[str, Any], context: dict[str, Any], client: Any
 ) -> None:
     core: Core = context[CORE]
-    actor: Actor = context[ACTOR]
-    values = blocks.assess_values(view)
+    actor = context.get(ACTOR)
+    if not isinstance(actor, Actor):  # the server refuses a submission without a user
+        log.warning("a form was submitted without a user; nothing was recorded")
+        await ack(response_action="errors", errors={blocks.FACTORY: blocks.phrase("failure")})
+        return
+    try:
+        values = blocks.assess_values(view)
+    except PncError as exc:
+        context["pnc_text"] = "form: assess (not readable)"
+        await ack(**blocks.form_errors(exc))
+        await audit(context, AuditOutcome.REFUSED, {"error": exc.code})
+        return
     context["pnc_text"] = (
         f"form: assess {values['factory']} {values['date']} {blocks.codes_of(values['codes'])}"
     )[:2000]

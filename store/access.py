@@ -3,16 +3,23 @@ already served (a replayed one is refused)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.roles import RoleLevel
+from bot.vocabulary import AuditOutcome
+from store.bulk import chunks
 from store.db import Database, execute
-from store.models import ROLES, SLACK_REQUESTS, AuditEntry, Role, SlackRequest
+from store.models import AUDIT, ROLES, SLACK_REQUESTS, AuditEntry, Role, SlackRequest
+
+#: the audit log's action for staff sending dead notices again (``outbox retry``)
+RETRIED = "outbox.retry"
 
 
 async def get_role(session: AsyncSession, user_id: str) -> Role | None:
@@ -66,3 +73,38 @@ async def first_time(
     except IntegrityError:
         return False
     return True
+
+
+async def remember_requests(
+    db: Database, requests: Sequence[tuple[str, datetime]], *, forget_before: datetime | None
+) -> None:
+    """Record many served requests' signatures (and when) in one transaction, skipping any
+    already recorded; with ``forget_before``, signatures older than that are dropped too."""
+    insert = postgresql.insert if db.is_postgresql else sqlite.insert
+    async with db.transaction(write=True) as s:
+        for batch in chunks(requests):
+            rows = [{"signature": sig[:100], "seen_at": at} for sig, at in batch]
+            stmt = insert(SLACK_REQUESTS).values(rows).on_conflict_do_nothing()
+            await execute(s, stmt)
+        if forget_before is not None:
+            await execute(s, delete(SLACK_REQUESTS).where(SLACK_REQUESTS.c.seen_at < forget_before))
+
+
+async def recent_requests(db: Database, *, since: datetime) -> dict[str, datetime]:
+    """The signatures of the requests served since ``since``, with when."""
+    stmt = select(SLACK_REQUESTS.c.signature, SLACK_REQUESTS.c.seen_at).where(
+        SLACK_REQUESTS.c.seen_at >= since
+    )
+    async with db.transaction() as s:
+        return {row.signature: row.seen_at for row in (await execute(s, stmt)).all()}
+
+
+async def retried_since(session: AsyncSession, since: datetime) -> bool:
+    """Whether staff retried notices (``outbox retry``, in the audit log) at or after ``since``;
+    a range of the indexed time, so it reads only the entries since then."""
+    stmt = (
+        select(AUDIT.c.id)
+        .where(AUDIT.c.at >= since, AUDIT.c.action == RETRIED, AUDIT.c.outcome == AuditOutcome.OK)
+        .limit(1)
+    )
+    return (await execute(session, stmt)).first() is not None
