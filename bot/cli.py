@@ -303,10 +303,36 @@ def outbox_list(
 
 
 @outbox_app.command("retry")
-def outbox_retry(notice: Annotated[str, typer.Argument(help="The notice's number.")]) -> None:
-    """Send a dead or waiting notice again (it is sent by `serve` or `outbox send`)."""
-    line = _run(lambda: _with_bot(lambda bot: outbox_admin.retry(bot.core, operator(), notice)))
-    typer.echo(f"notice #{line.id} ({line.kind} to {line.recipient}) is due again")
+def outbox_retry(
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="A notice's number, or `dead` for every dead notice, optionally narrowed by a "
+            "notice kind and a factory (e.g. `dead at_risk_warning VN-1001`).",
+            metavar="NUMBER | dead [KIND] [FACTORY]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Send a dead or waiting notice again, or every dead one (they are sent by `serve` or
+    `outbox send`); the words are read as `/pnc outbox retry` reads them."""
+    from handlers.parse import outbox_retry as grammar
+
+    try:
+        args = grammar(words or [], "pnc-bot outbox retry <notice number> | dead [kind] [factory]")
+    except PncError as exc:
+        raise _fail(exc.render()) from None
+
+    async def work(bot: Bot) -> str:
+        if args["notice"] is None:
+            revived = await outbox_admin.retry_dead(
+                bot.core, operator(), args["kind"], args["factory"]
+            )
+            return render_text("cli/outbox_retry.txt", revived=revived, line=None)
+        line = await outbox_admin.retry(bot.core, operator(), args["notice"])
+        return render_text("cli/outbox_retry.txt", revived=None, line=line)
+
+    typer.echo(_run(lambda: _with_bot(work)), nl=False)
 
 
 @outbox_app.command("send")

@@ -10,7 +10,8 @@ Message-ID; one whose claims keep expiring is dead on the last attempt.
 - transient failures (SMTP 4xx, a lost connection, Slack 5xx) retry with exponential backoff and
   jitter — the first within a minute — until ``max_attempts``, then the notice is dead;
 - permanent failures (SMTP 5xx, every recipient refused) are dead at once; staff are alerted of
-  every dead notice, each time it dies (an alert about a dead alert is only logged);
+  every dead notice, each time it dies — one alert per cause and window, counting them all
+  (``DeliveryAlerts.dead``; an alert about a dead alert is only logged);
 - when some recipients took a message and others refused it, only the refused ones are retried
   (all of them while any refusal is temporary; dead when every refusal left is permanent);
 - Slack's 429 hands the post and the rest of its batch back to wait for ``Retry-After``,
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import notices
@@ -37,7 +39,7 @@ from bot.countries import Countries, Country
 from bot.settings import Settings
 from bot.transports import ChannelDown, Outcome, Result
 from bot.vocabulary import Channel, NoticeKind, OutboxStatus
-from store import history, outbox
+from store import access, history, outbox
 from store.db import Database, Session
 from store.outbox import UNSUPPORTED, Claimed
 
@@ -45,7 +47,11 @@ log = logging.getLogger(__name__)
 
 #: writes notices in the caller's transaction (``Core.enqueue``)
 Enqueue = Callable[[Session, Sequence[notices.Notice]], Awaitable[None]]
+#: wakes the dispatcher once the session's transaction commits (it wrote notices)
+Written = Callable[[Session], None]
 Clock = Callable[[], datetime]
+#: attempts at finding (or writing) the alert a dead notice is counted in, when dispatchers race
+_ALERT_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class RetryPolicy:
     max_pause: float = 300.0
     #: alert staff when a channel has been down this many times in a row
     alert_after_pauses: int = 4
+    #: the window of the alerts about dead notices: the first death of a cause in it is told
+    #: at once, the later ones together when it ends
+    alert_every: timedelta = timedelta(hours=1)
 
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
         """How long to wait before the next attempt after ``attempts`` failed ones."""
@@ -191,7 +200,7 @@ class Outbox:
         await outbox.dead_letter(s, [r.id for r in rows], why)
         for row in rows:
             row.attempts -= 1
-            await self.alerts.dead(s, row, why)
+            await self.alerts.dead(s, row, why, self.clock(), self.policy.alert_every)
 
     async def record(
         self, row: Claimed, result: Result, channel: str, *, clear_pause: bool = False
@@ -201,7 +210,8 @@ class Outbox:
         if values["status"] == OutboxStatus.DEAD:  # rare: the outcome and the alert together
             async with self.db.transaction(write=True) as s:
                 if await outbox.record(await s.connection(), row.id, self.name, values):
-                    await self.alerts.dead(s, row, values["last_error"])
+                    error, every = values["last_error"], self.policy.alert_every
+                    await self.alerts.dead(s, row, error, self.clock(), every)
             return
         async with self.db.connection(write=True) as conn:  # the common case, kept light
             ours = await outbox.record(conn, row.id, self.name, values)
@@ -288,41 +298,98 @@ class Batch:
 
 
 class DeliveryAlerts:
-    """What staff are told about deliveries: a notice dead, a channel paused."""
+    """What staff are told about deliveries: notices dead, a channel paused."""
 
-    def __init__(self, settings: Settings, countries: Countries, enqueue: Enqueue) -> None:
+    def __init__(
+        self, settings: Settings, countries: Countries, enqueue: Enqueue, written: Written
+    ) -> None:
         self.settings = settings
         self.countries = countries
         self.enqueue = enqueue
+        self.written = written
 
-    async def dead(self, s: Session, row: Claimed, error: str) -> None:
-        """Tell staff a notice is dead — each time it dies, also after ``outbox retry`` —
-        except when the dead notice is itself such an alert: that is only logged, so a Slack
-        that refuses alerts cannot make them multiply."""
+    async def dead(
+        self, s: Session, row: Claimed, error: str, now: datetime, every: timedelta
+    ) -> None:
+        """Count a dead notice — each time it dies, also after ``outbox retry`` — in the staff
+        alert of its cause (``notices.cause_of``: the channel and the error, addresses and
+        numbers aside; and the staff channel told) and window (``every``), not one alert each.
+
+        The first death of a cause in a window is told at once; deaths while that alert waits
+        are added to it; once it has gone out, the window's later deaths are gathered in one
+        summary due when the window ends — unless staff retried notices since it went out: then
+        the next death is told at once again. Alerts are keyed by cause, window and number,
+        written ``ON CONFLICT DO NOTHING`` and added to under a row lock, so any number of
+        dispatchers write each one once and count every death. A dead alert is only logged, so
+        a Slack that refuses alerts cannot make them multiply."""
         log.error("notice %s (%s to %s) is dead: %s", row.id, row.kind, row.recipient_name, error)
         if row.kind == NoticeKind.DELIVERY_FAILED:
             return
         country = self._country(row)
         if row.channel == Channel.SLACK and country and country.staff_channel in row.addresses:
             country = None  # the country's staff channel refused it: tell the default one
-        earlier = f"delivery_failed/{row.id}"
-        deaths = await outbox.count_keyed(s, earlier)
+        target = (country.staff_channel if country else None) or self.settings.staff_channel
+        if not target:
+            return
+        cause = f"{target}\n{notices.cause_of(row.channel, error)}"
+        base = "delivery_failed/" + hashlib.sha256(cause.encode()).hexdigest()[:24]
+        seconds = every.total_seconds()
+        window = current = int(now.timestamp() // seconds)
+        factory = _factory(row)
+        for _ in range(_ALERT_TRIES):
+            number, last = await _last_alert(s, f"{base}/{window}")
+            if last is not None and last.status == OutboxStatus.PENDING:
+                summary = notices.one_more_death(last.payload, row.id, row.kind, factory)
+                same = last.factory_id if last.factory_id == row.factory_id else None
+                if await outbox.add_to(s, last.id, summary, same):
+                    return
+            elif (
+                last is None
+                or window > current
+                or await access.retried_since(s, last.sent_at or last.created_at)
+            ):
+                due = max(now, datetime.fromtimestamp(window * seconds, UTC))
+                key = f"{base}/{window}/{number + 1}"
+                if await self._write(s, key, country, row, error, factory, every, now, due):
+                    return
+            else:
+                window += 1  # it went out: the window's summary gathers the rest
+        log.error("notice %s: no alert of its cause could be found or written", row.id)
+        key = f"{base}/notice/{row.id}/{now.isoformat()}"
+        await self._write(s, key, country, row, error, factory, every, now, now)
+
+    async def _write(
+        self,
+        s: Session,
+        key: str,
+        country: Country | None,
+        row: Claimed,
+        error: str,
+        factory: dict[str, Any] | None,
+        every: timedelta,
+        now: datetime,
+        due: datetime,
+    ) -> bool:
+        """Write a new alert counting one dead notice, due at ``due``; False if another
+        dispatcher wrote that key first."""
+        context = notices.death(
+            row.id, row.kind, row.channel, row.recipient_name, factory, error, row.attempts
+        ) | {"window_minutes": int(every.total_seconds() // 60)}
         alert = notices.staff_alert(
-            f"{earlier}/{deaths + 1}",
+            key,
             NoticeKind.DELIVERY_FAILED,
             country,
             self.settings.staff_channel,
-            {
-                "notice": row.kind,
-                "recipient": row.recipient_name,
-                "factory": row.payload.get("factory"),
-                "error": error,
-                "attempts": row.attempts,
-            },
+            context,
             factory_id=row.factory_id,
         )
-        if alert is not None:
-            await self.enqueue(s, [alert])
+        if alert is None:  # no staff channel to tell: only logged
+            return True
+        values = notices.outbox_row(alert, now, self.settings.mail_domain)
+        if not await outbox.add_once(s, values | {"next_attempt_at": due}):
+            return False
+        self.written(s)
+        return True
 
     async def paused(
         self, s: Session, channel: str, reason: str, until: datetime, now: datetime
@@ -344,3 +411,22 @@ class DeliveryAlerts:
     def _country(self, row: Claimed) -> Country | None:
         code = (row.payload.get("country") or {}).get("code")
         return self.countries.get(code) if code else None
+
+
+async def _last_alert(s: Session, prefix: str) -> tuple[int, Any]:
+    """The number of the last alert written under ``prefix`` (0 if none) and that alert, locked
+    (``prefix/1``, ``prefix/2``, …: each found by its unique key)."""
+    number, last = 0, None
+    while (found := await outbox.keyed(s, f"{prefix}/{number + 1}")) is not None:
+        number, last = number + 1, found
+    if last is not None:
+        last = await outbox.keyed(s, last.key, lock=True)
+    return number, last
+
+
+def _factory(row: Claimed) -> dict[str, Any] | None:
+    """The factory a dead notice was about, as its alert names it."""
+    factory = row.payload.get("factory")
+    if isinstance(factory, dict) and factory.get("id"):
+        return {"id": factory["id"], "name": factory.get("name") or factory["id"]}
+    return {"id": row.factory_id, "name": row.factory_id} if row.factory_id else None

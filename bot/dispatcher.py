@@ -49,11 +49,15 @@ class Dispatcher:
         a channel paused) go through the core's outbox door and wake it."""
         dispatcher: Dispatcher
 
-        async def enqueue(s: Session, rows: Sequence[notices.Notice]) -> None:
-            await core.enqueue(s, rows)
+        def written(s: Session) -> None:
+            core.notices_written(s)
             after_commit(s, dispatcher.wake)
 
-        alerts = DeliveryAlerts(core.settings, core.countries, enqueue)
+        async def enqueue(s: Session, rows: Sequence[notices.Notice]) -> None:
+            await core.enqueue(s, rows)
+            written(s)
+
+        alerts = DeliveryAlerts(core.settings, core.countries, enqueue, written)
         outbox = Outbox(
             core.db, core.clock, alerts, policy=policy or RetryPolicy(), name=name, rng=rng
         )

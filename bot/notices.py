@@ -10,6 +10,7 @@ English below); buyers and the Inspectorate get English.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -252,6 +253,81 @@ def staff_alert(
         factory_id=factory_id,
         payload={"event": kind, "urgent": kind in URGENT, "recipient": STAFF, **context},
     )
+
+
+# --- the staff alert counting the dead notices of one cause --------------------------------------
+
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+#: a word with a digit in it (a number, an id, an IP address); dots at its end are not its own
+_NUMBERED = re.compile(r"[\w.+-]*\d[\w.+-]*")
+#: an SMTP reply code (550) or enhanced status code (5.1.1): these are kept
+_CODE = re.compile(r"[2-5]\d\d|[245]\.\d{1,3}\.\d{1,3}")
+#: factories and notice numbers an alert names (its count counts them all)
+SHOWN = 5
+
+
+def _numbered(match: re.Match[str]) -> str:
+    word = match[0].rstrip(".")
+    return (word if _CODE.fullmatch(word) else "#") + match[0][len(word) :]
+
+
+def cause_of(channel: str, error: str) -> str:
+    """What makes dead notices one cause: the same channel and the same error once addresses
+    and numbers are set aside (SMTP reply and status codes kept), each part once — so one
+    refusal of many recipients, with each address and queue id in its words, is one cause."""
+    text = _NUMBERED.sub(_numbered, _ADDRESS.sub("@", error)).casefold()
+    parts = dict.fromkeys(" ".join(part.split()) for part in text.split(";"))
+    return f"{channel}: " + "; ".join(p for p in parts if p)[:500]
+
+
+def death(
+    notice_id: int,
+    kind: str,
+    channel: str,
+    recipient: str,
+    factory: dict[str, Any] | None,
+    error: str,
+    attempts: int,
+) -> dict[str, Any]:
+    """The context of a new ``delivery_failed`` alert: the first dead notice of its cause, told
+    as one notice, and the counts a summary of more gives."""
+    return {
+        "notice": kind,
+        "recipient": recipient,
+        "factory": factory,
+        "error": error,
+        "attempts": attempts,
+        "channel": channel,
+        "count": 1,
+        "kinds": {kind: 1},
+        "factories": [factory] if factory else [],
+        "more_factories": False,
+        "notices": [notice_id],
+    }
+
+
+def one_more_death(
+    summary: dict[str, Any], notice_id: int, kind: str, factory: dict[str, Any] | None
+) -> dict[str, Any]:
+    """An alert's context counting one more dead notice of its cause: the count, the count of
+    its kind, its factory among the first few (or "and others"), its number among the first."""
+    kinds = dict(summary.get("kinds") or {})
+    kinds[kind] = kinds.get(kind, 0) + 1
+    factories = list(summary.get("factories") or [])
+    more = bool(summary.get("more_factories"))
+    if factory and all(f.get("id") != factory.get("id") for f in factories):
+        if len(factories) < SHOWN:
+            factories.append(factory)
+        else:
+            more = True
+    numbers = list(summary.get("notices") or [])
+    return summary | {
+        "count": int(summary.get("count") or 1) + 1,
+        "kinds": kinds,
+        "factories": factories,
+        "more_factories": more,
+        "notices": numbers if len(numbers) >= SHOWN else [*numbers, notice_id],
+    }
 
 
 def outbox_row(

@@ -289,7 +289,7 @@ async def _calls_remove(core: Core, actor: Actor, args: dict[str, Any]) -> Reply
     return blocks.reply("calls_removed", args["date"], removed)
 
 
-_RETRY_USAGE = "/pnc outbox retry <notice number>"
+_RETRY_USAGE = "/pnc outbox retry <notice number> | dead [kind] [factory]"
 
 
 @subcommand(
@@ -304,6 +304,9 @@ async def _outbox(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
 
 @subcommand("outbox retry", _RETRY_USAGE, outbox_admin.RETRY, grammar.outbox_retry)
 async def _outbox_retry(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    if args["notice"] is None:  # dead: every dead notice, of a kind, about a factory
+        revived = await outbox_admin.retry_dead(core, actor, args["kind"], args["factory"])
+        return blocks.reply("notices_retried", revived)
     return blocks.reply("notice_retried", await outbox_admin.retry(core, actor, args["notice"]))
 
 

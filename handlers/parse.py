@@ -20,6 +20,7 @@ from bot.errors import MalformedCommand
 from bot.roles import Permission
 from bot.suggest import close_matches
 from bot.validation import _ISO_DATE, ASSESSMENT_KINDS, LANGUAGES, shown
+from bot.vocabulary import NoticeKind
 
 #: the typographic double quotes Slack clients substitute for ``"``; apostrophes are text
 _DOUBLE_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
@@ -269,7 +270,10 @@ def one_date(args: list[str], usage: str) -> dict[str, Any]:
     return {"date": args[0]}
 
 
-_OUTBOX = "`outbox` lists notices; `outbox retry <n>` retries one."
+_OUTBOX = (
+    "`outbox` lists notices; `outbox retry <n>` retries one, `outbox retry dead` every dead one."
+)
+_KINDS = tuple(k.value for k in NoticeKind)
 
 
 def outbox(retry_usage: str) -> Grammar:
@@ -284,9 +288,40 @@ def outbox(retry_usage: str) -> Grammar:
 
 
 def outbox_retry(args: list[str], usage: str) -> dict[str, Any]:
-    if len(args) != 1:
-        raise MalformedCommand(_OUTBOX, usage)
-    return {"notice": args[0]}
+    """One notice by its number (the use case checks it), or ``dead``: every dead notice,
+    narrowed by a notice kind and a factory, each optional, in either order. A word is the kind
+    when it names one (any case), or has no digit and looks like one (then it is refused with
+    the kinds it may mean); any other word is the factory."""
+    if not args:
+        raise MalformedCommand("Give the notice's number, or `dead` for every dead notice.", usage)
+    if args[0].lower() != "dead":
+        _count(args, 1, 1, usage)
+        return {"notice": args[0], "kind": None, "factory": None}
+    _count(args, 1, 3, usage)
+    kind = factory = None
+    for word in args[1:]:
+        if word.lower() in _KINDS or (
+            not any(c.isdigit() for c in word) and close_matches(word, _KINDS, n=1)
+        ):
+            if kind is not None:
+                raise MalformedCommand("Name at most one notice kind.", usage)
+            kind = _notice_kind(word, usage)
+        elif factory is not None:
+            raise MalformedCommand("Name at most one factory.", usage)
+        else:
+            factory = word
+    return {"notice": None, "kind": kind, "factory": factory}
+
+
+def _notice_kind(word: str, usage: str) -> str:
+    if word.lower() in _KINDS:
+        return word.lower()
+    close = close_matches(word, _KINDS, n=1)
+    raise MalformedCommand(
+        f"`{_short(word)}` is not a notice kind.",
+        usage,
+        hint=f"Did you mean `{close[0]}`? Usage: `{usage}`" if close else None,
+    )
 
 
 def _count(args: list[str], least: int, most: int, usage: str) -> None:

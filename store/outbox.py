@@ -131,15 +131,46 @@ async def told_events(session: AsyncSession, event_ids: Sequence[int]) -> set[in
     return told
 
 
-async def count_keyed(session: AsyncSession, key: str) -> int:
-    """How many notices have the key ``key``, or a key starting with ``key/``."""
+# --- the staff alerts about dead notices: one row per cause and window, added to ------------
+
+
+async def keyed(session: AsyncSession, key: str, *, lock: bool = False) -> Row[Any] | None:
+    """The outbox row with this key (id, status, payload, factory, when written and sent),
+    locked when ``lock`` — found by its unique key: one index probe."""
     o = OUTBOX
+    columns = (o.c.id, o.c.key, o.c.status, o.c.payload, o.c.factory_id, o.c.created_at)
+    stmt = select(*columns, o.c.sent_at).where(o.c.key == key)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await execute(session, stmt)).one_or_none()
+
+
+async def add_once(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Write an outbox row unless its key is there already (``ON CONFLICT DO NOTHING``: two
+    dispatchers writing the same key at once write it once, and neither fails); True if this
+    call wrote it."""
+    conn = await session.connection()
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
     stmt = (
-        select(func.count())
-        .select_from(o)
-        .where(or_(o.c.key == key, o.c.key.startswith(f"{key}/", autoescape=True)))
+        insert(OUTBOX)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=[OUTBOX.c.key])
+        .returning(OUTBOX.c.id)
     )
-    return int((await execute(session, stmt)).scalar_one())
+    return (await conn.execute(stmt)).scalar() is not None
+
+
+async def add_to(
+    session: AsyncSession, notice_id: int, payload: dict[str, Any], factory_id: str | None
+) -> bool:
+    """Rewrite what a notice not yet sent says (a summary counting one more); False if it is
+    no longer waiting."""
+    stmt = (
+        update(OUTBOX)
+        .where(OUTBOX.c.id == notice_id, OUTBOX.c.status == OutboxStatus.PENDING)
+        .values(payload=payload, factory_id=factory_id)
+    )
+    return bool((await execute(session, stmt)).rowcount)
 
 
 # --- what staff see and do --------------------------------------------------------------------
@@ -182,6 +213,25 @@ async def overview(session: AsyncSession, now: datetime, limit: int) -> dict[str
 
 async def get_notice(session: AsyncSession, notice_id: int) -> OutboxMessage | None:
     return await session.get(OutboxMessage, notice_id)
+
+
+async def revive_dead(
+    session: AsyncSession, now: datetime, *, kind: str | None, factory_id: str | None
+) -> int:
+    """Make every dead notice (of ``kind``, about ``factory_id``, when given) due again now, its
+    attempts counted afresh, in one statement; returns how many."""
+    o = OUTBOX
+    which = [o.c.status == OutboxStatus.DEAD]
+    if kind is not None:
+        which.append(o.c.kind == kind)
+    if factory_id is not None:
+        which.append(o.c.factory_id == factory_id)
+    stmt = (
+        update(o)
+        .where(*which)
+        .values(_released(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now))
+    )
+    return int((await execute(session, stmt)).rowcount)
 
 
 # --- claims -----------------------------------------------------------------------------------

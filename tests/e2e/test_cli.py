@@ -212,3 +212,39 @@ def test_an_import_under_notified_events_names_the_factories_to_review(
     out = run("import", "assessments", str(late), cwd=tmp_path, env=env).stdout
     assert "The history of 1 factories changed under events already notified" in out
     assert "staff must review them (`pnc-bot status ID`): VN-7." in out
+
+
+async def test_outbox_retry_dead_sends_every_dead_notice_again_or_refuses_with_the_usage(
+    tmp_path: Path, env: dict[str, str], db: Database
+) -> None:
+    from sqlalchemy import update
+
+    from store.models import OUTBOX
+
+    env = {**env, "PNC_OUTBOX_DIR": str(tmp_path / "outbox")}
+    factories = tmp_path / "factories.csv"
+    factories.write_text("factory_id,name,country,emails\nVN-7,Hue Sewing,VN,a@hue.example\n")
+    failing = tmp_path / "failing.csv"
+    failing.write_text(
+        "factory_id,assessed_on,nc_issues\nVN-7,2024-01-10,CO-01;CO-02;OS-01;WT-01\n"
+    )
+    run("import", "factories", str(factories), cwd=tmp_path, env=env)
+    run("import", "assessments", str(failing), "--notify", cwd=tmp_path, env=env)
+    async with db.transaction(write=True) as s:  # as if every delivery had failed for good
+        await (await s.connection()).execute(
+            update(OUTBOX).values(status="dead", last_error="550 5.7.1 denied")
+        )
+    refused = run("outbox", "retry", "dead", "at_risk_warnin", cwd=tmp_path, env=env, ok=False)
+    assert refused.returncode == 1
+    assert "not a notice kind" in refused.stderr and "`at_risk_warning`" in refused.stderr
+    assert "pnc-bot outbox retry <notice number> | dead [kind] [factory]" in refused.stderr
+    out = run("outbox", "retry", "dead", "at_risk_warning", "vn-7", cwd=tmp_path, env=env).stdout
+    assert out.startswith("1 dead notice (at_risk_warning) about VN-7 is due again")
+    again = run("outbox", "retry", "dead", cwd=tmp_path, env=env).stdout
+    assert again.startswith("0 dead notices: nothing to send again")
+    listed = json.loads(run("outbox", "list", "--json", cwd=tmp_path, env=env).stdout)
+    assert listed["counts"]["dead"] == 0
+    one = run("outbox", "retry", "1", cwd=tmp_path, env=env).stdout
+    assert re.fullmatch(r"notice #1 \(at_risk_warning to Hue Sewing\) is due again\n", one)
+    nothing = run("outbox", "retry", cwd=tmp_path, env=env, ok=False)
+    assert nothing.returncode == 1 and "Give the notice's number" in nothing.stderr
