@@ -20,6 +20,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    #: not to be sent until someone can be addressed (a referral while the country has no
+    #: Inspectorate address): released by configuring one, or by ``/pnc referral send``
+    HELD = "held"
 
 
 class ReminderStatus(StrEnum):
@@ -51,6 +54,17 @@ class NoticeMode(StrEnum):
     SUPPRESSED = "suppressed"
     #: the history changed under notified events, or the rules changed: staff review first
     HELD = "held"
+    #: held, then closed by staff without notices (``/pnc review dismiss``)
+    DISMISSED = "dismissed"
+
+
+class HeldBecause(StrEnum):
+    """Why a new event waits for staff review (``pnc_event.held_because``)."""
+
+    #: ``PNC_CONFIG`` changed the country's rules: nobody is notified of a rules change alone
+    RULES_CHANGED = "rules_changed"
+    #: the history changed under events people were told of: no contradicting notices
+    HISTORY_CHANGED = "history_changed"
 
 
 class Channel(StrEnum):

@@ -48,8 +48,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _json_list() -> Any:
-    return sa.Column(MutableList.as_mutable(sa.JSON()), nullable=False, default=list)
+def _json_list(server_default: str | None = None) -> Any:
+    return sa.Column(
+        MutableList.as_mutable(sa.JSON()),
+        nullable=False,
+        default=list,
+        server_default=server_default,
+    )
 
 
 def _json_dict() -> Any:
@@ -167,6 +172,14 @@ class PncEvent(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
     #: set when the history no longer supports the event
     unsupported_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    #: why a held event waits for staff review (``rules_changed`` or ``history_changed``)
+    held_because: str | None = Field(default=None, max_length=32)
+    #: the keys of the notified events the history no longer supported when it was held
+    held_told: list[str] = Field(sa_column=_json_list(server_default="[]"))
+    #: a held event reviewed: released (its notices planned) or dismissed, by whom and why
+    reviewed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    reviewed_by: str | None = Field(default=None, max_length=64)
+    review_note: str | None = Field(default=None, max_length=500)
 
 
 class Role(SQLModel, table=True):
@@ -250,6 +263,21 @@ class DeliveryChannel(SQLModel, table=True):
     alerted: bool = False
 
 
+class CallSeries(SQLModel, table=True):
+    """Buyer calls that recur (quarterly): its occurrences are ``buyer_call`` rows."""
+
+    __tablename__ = "call_series"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: the first occurrence; the next ones fall ``months`` apart, at the same local time
+    first_held_at: datetime = Field(sa_column=_when())
+    months: int = 3
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_when())
+    removed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    removed_by: str | None = Field(default=None, max_length=64)
+
+
 class BuyerCall(SQLModel, table=True):
     """A quarterly call with buyer partners; reminders go out before it."""
 
@@ -261,6 +289,25 @@ class BuyerCall(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
     removed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     removed_by: str | None = Field(default=None, max_length=64)
+    #: the series it is an occurrence of, if it recurs
+    series_id: int | None = Field(default=None, foreign_key="call_series.id", index=True)
+
+
+class InspectorateVisit(SQLModel, table=True):
+    """A visit of the Labour Inspectorate to a designated factory, and the factory's improvement
+    report in response (FAQ: an applicant for readmission submits one for each visit)."""
+
+    __tablename__ = "inspectorate_visit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
+    visited_on: date
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_when())
+    #: the improvement report's link, once the factory sent it
+    report: str | None = Field(default=None, max_length=2100)
+    report_added_by: str | None = Field(default=None, max_length=64)
+    report_added_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class FollowUp(SQLModel, table=True):
@@ -344,6 +391,8 @@ AUDIT = SQLModel.metadata.tables["audit"]
 OUTBOX = SQLModel.metadata.tables["outbox"]
 CHANNELS = SQLModel.metadata.tables["delivery_channel"]
 CALLS = SQLModel.metadata.tables["buyer_call"]
+CALL_SERIES = SQLModel.metadata.tables["call_series"]
+VISITS = SQLModel.metadata.tables["inspectorate_visit"]
 FOLLOW_UPS = SQLModel.metadata.tables["follow_up"]
 REMINDERS = SQLModel.metadata.tables["reminder"]
 SLACK_REQUESTS = SQLModel.metadata.tables["slack_request"]
