@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.countries import Config, load_config
+from bot.countries import Config, load_config, warn_builtin_catalogues
 from bot.delivery import RetryPolicy
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings, load_settings
 from bot.smtp_url import SmtpSettings
 from bot.transports import FileTransport, SlackTransport, SmtpTransport, Transport
-from bot.usecases import rules
+from bot.usecases import referrals, rules
 from bot.usecases.core import Clock, Core
 from store import migrate
 from store.db import Database
@@ -37,12 +37,18 @@ class Bot:
 
 
 async def bootstrap(
-    settings: Settings | None = None, *, upgrade: bool = True, clock: Clock = utcnow
+    settings: Settings | None = None,
+    *,
+    upgrade: bool = True,
+    clock: Clock = utcnow,
+    catalogue_notice: bool = True,
 ) -> Bot:
     """Everything wired together. Unless ``upgrade`` is False, the schema is migrated first and
     the stored snapshots re-evaluated for any country whose rules changed since the last start."""
     settings = settings or load_settings()
     config = load_config(settings)
+    if catalogue_notice:  # the demo runs on the built-in catalogue on purpose
+        warn_builtin_catalogues(config.countries)
     db = Database(settings.database_url.get_secret_value())
     core = Core(db, config, settings, clock)
     try:
@@ -50,6 +56,8 @@ async def bootstrap(
             await migrate.upgrade(db)
             # rules changed in PNC_CONFIG since the last start: bring the snapshots in line
             await rules.refresh(core)
+            # referrals held for want of an Inspectorate address go out once one is configured
+            await referrals.release_configured(core)
     except BaseException:
         await db.dispose()
         raise

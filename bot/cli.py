@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,16 +14,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot import redaction
 from bot.bootstrap import Bot, bootstrap
-from bot.countries import load_config
-from bot.errors import ConfigError, PncError
+from bot.cli_admin import outbox_app, review_app
+from bot.cli_run import fail, known_secrets, run, with_bot
+from bot.countries import builtin_catalogue_notice, load_config
+from bot.errors import PncError
 from bot.render import render_text
 from bot.roles import operator
 from bot.settings import load_settings
-from bot.usecases import imports, outbox_admin, reading, rules
+from bot.usecases import imports, reading, referrals, rules
 from store import migrate
 
 T = TypeVar("T")
@@ -39,11 +39,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-outbox_app = typer.Typer(
-    help="Notices waiting, retrying and dead; retry one; send what is due.",
-    invoke_without_command=True,
-)
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(review_app, name="review")
 
 
 class ImportKind(StrEnum):
@@ -76,70 +73,33 @@ LogLevelOption = Annotated[
 def _main(ctx: typer.Context, log_level: LogLevelOption = None) -> None:
     ctx.obj = {"log_level": log_level}  # given before the command: serve respects it
     logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    secrets = _known_secrets()
+    secrets = known_secrets()
     for handler in logging.getLogger().handlers:  # on the handler: it sees every record
         redaction.install(handler, secrets)
     _set_log_level(log_level or LogLevel.warning)
-
-
-def _known_secrets() -> tuple[str, ...]:
-    """The settings' secret values, masked in logs and errors; none if the settings are
-    invalid (the command then stops with a message that shows none)."""
-    try:
-        return load_settings().secrets
-    except ConfigError:
-        return ()
 
 
 def _set_log_level(level: LogLevel) -> None:
     logging.getLogger().setLevel(level.value.upper())
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; refusals and unreachable databases become one line on stderr."""
-    try:
-        return asyncio.run(work())
-    except PncError as exc:
-        raise _fail(exc.render()) from None
-    except (OperationalError, DBAPIError, OSError) as exc:
-        try:
-            where = load_settings().database_url_redacted
-        except ConfigError:
-            where = "PNC_DATABASE_URL"
-        detail = getattr(exc, "orig", None) or exc
-        # the driver's text may echo the URL or the password
-        shown = redaction.text(f"{type(detail).__name__}: {detail}", _known_secrets())
-        raise _fail(f"cannot use the database {where}: {shown}") from None
-
-
-async def _with_bot(use: Callable[[Bot], Awaitable[T]]) -> T:
-    bot = await bootstrap()
-    try:
-        return await use(bot)
-    finally:
-        await bot.aclose()
-
-
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the database migrations and re-evaluate factories whose country's rules changed
-    (the bot also does this when it starts)."""
+    """Apply the database migrations, re-evaluate factories whose country's rules changed and
+    send the referrals that waited for an Inspectorate address now configured (the bot also
+    does this when it starts)."""
 
     async def work() -> str | None:
         bot = await bootstrap(upgrade=False)
         try:
             revision = await migrate.upgrade(bot.db)
             await rules.refresh(bot.core)
+            await referrals.release_configured(bot.core)
             return revision
         finally:
             await bot.aclose()
 
-    revision = _run(work)
+    revision = run(work)
     typer.echo(f"database at revision {revision}")
 
 
@@ -168,7 +128,7 @@ def import_(
                 bot.core, kind.value, file, operator(), notify=notify, progress=step
             )
 
-    report = _run(lambda: _with_bot(work))
+    report = run(lambda: with_bot(work))
     parts = [f"{report.added} added"]
     if report.kind in ("factories", "buyers"):
         parts.append(f"{report.updated} updated")
@@ -195,7 +155,7 @@ def status(
     last: Annotated[int, typer.Option(help="How many assessments to show.")] = 5,
 ) -> None:
     """A factory's PNC status, as Slack shows it."""
-    view = _run(lambda: _with_bot(lambda bot: reading.status(bot.core, factory_id)))
+    view = run(lambda: with_bot(lambda bot: reading.status(bot.core, factory_id)))
     if as_json:
         typer.echo(json.dumps(view.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -208,24 +168,30 @@ def issues(
     country: Annotated[str | None, typer.Argument(help="Country code, e.g. VN.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """The public-reporting issue catalogue in force."""
+    """The public-reporting issue catalogue in force; a line after it says when that is the
+    built-in catalogue, not the official list (on stderr with --json, so the JSON stays valid)."""
 
     try:
         countries = load_config(load_settings()).countries
         the_country = countries.country(country) if country else countries.default
     except PncError as exc:
-        raise _fail(exc.render()) from None
+        raise fail(exc.render()) from None
     catalogue = the_country.catalogue
+    notice = builtin_catalogue_notice([the_country]) if catalogue.builtin else None
     if as_json:
         rows = [
             {"code": i.code, "name": i.name, "name_vi": i.name_vi, "cluster": i.cluster}
             for i in catalogue
         ]
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        if notice:
+            typer.echo(f"note: {notice}", err=True)
         return
     typer.echo(
         render_text("cli/issues.txt", country=the_country, clusters=catalogue.clusters()), nl=False
     )
+    if notice:
+        typer.echo(f"\nNote: {notice}")
 
 
 @app.command()
@@ -243,7 +209,7 @@ def serve(
 
     given = log_level or (ctx.find_root().obj or {}).get("log_level")
     _set_log_level(given or LogLevel.info)
-    _run(lambda: run_server(load_settings(), host=host, port=port, socket_mode=socket_mode))
+    run(lambda: run_server(load_settings(), host=host, port=port, socket_mode=socket_mode))
 
 
 @app.command()
@@ -280,88 +246,7 @@ def shell(
             bot, user_id=as_user, operator=operator("shell"), read_line=read_line, write=write
         )
 
-    _run(lambda: _with_bot(work))
-
-
-@outbox_app.callback()
-def outbox_default(ctx: typer.Context) -> None:
-    """With no subcommand: the list."""
-    if ctx.invoked_subcommand is None:
-        outbox_list(as_json=False)
-
-
-@outbox_app.command("list")
-def outbox_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Notices waiting, retrying and dead, and paused channels."""
-    view = _run(lambda: _with_bot(lambda bot: outbox_admin.overview(bot.core, limit=100)))
-    if as_json:
-        typer.echo(json.dumps(view.to_json(), indent=2))
-    else:
-        typer.echo(render_text("cli/outbox.txt", o=view, tz=load_settings().tz), nl=False)
-
-
-@outbox_app.command("retry")
-def outbox_retry(
-    words: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="A notice's number, or `dead` for every dead notice, optionally narrowed by a "
-            "notice kind and a factory (e.g. `dead at_risk_warning VN-1001`).",
-            metavar="NUMBER | dead [KIND] [FACTORY]",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Send a dead or waiting notice again, or every dead one (they are sent by `serve` or
-    `outbox send`); the words are read as `/pnc outbox retry` reads them."""
-    from handlers.parse import outbox_retry as grammar
-
-    try:
-        args = grammar(words or [], "pnc-bot outbox retry <notice number> | dead [kind] [factory]")
-    except PncError as exc:
-        raise _fail(exc.render()) from None
-
-    async def work(bot: Bot) -> str:
-        if args["notice"] is None:
-            revived = await outbox_admin.retry_dead(
-                bot.core, operator(), args["kind"], args["factory"]
-            )
-            return render_text("cli/outbox_retry.txt", revived=revived, line=None)
-        line = await outbox_admin.retry(bot.core, operator(), args["notice"])
-        return render_text("cli/outbox_retry.txt", revived=None, line=line)
-
-    typer.echo(_run(lambda: _with_bot(work)), nl=False)
-
-
-@outbox_app.command("send")
-def outbox_send() -> None:
-    """Deliver every notice that is due now, then exit (no Slack: staff alerts stay queued
-    unless SLACK_BOT_TOKEN is set)."""
-
-    async def work(bot: Bot) -> int:
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        from bot.bootstrap import build_dispatcher
-
-        token = bot.settings.slack_bot_token
-        slack = (
-            AsyncWebClient(token=token.get_secret_value(), base_url=bot.settings.slack_api_url)
-            if token
-            else None
-        )
-        dispatcher = build_dispatcher(bot, slack)
-        total = 0
-        try:
-            while claimed := await dispatcher.run_once():
-                total += claimed
-        finally:
-            await dispatcher.close()
-        return total
-
-    total = _run(lambda: _with_bot(work))
-    typer.echo(f"{total} notices handled; see `pnc-bot outbox` for any still waiting")
+    run(lambda: with_bot(work))
 
 
 @app.command()
@@ -378,7 +263,7 @@ def demo(
         typer.echo(text)
         typer.echo()
 
-    folder = _run(lambda: run_demo(write, out))
+    folder = run(lambda: run_demo(write, out))
     emails = sorted(folder.glob("*.eml")) if folder.exists() else []
     typer.echo(
         f"Done. {len(emails)} emails were written to {folder}/ as .eml files (open them in a "

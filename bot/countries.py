@@ -1,12 +1,13 @@
 """Countries, their rules and their public-reporting issue catalogues.
 
 The built-in defaults live in ``bot/data/*.toml``; the operator's TOML file (``PNC_CONFIG``)
-is merged over them: a country table overrides the fields it names, and an ``issues`` list
-replaces that country's catalogue.
+is merged over them: a country table overrides the fields it names, and an ``issues`` list or
+an ``issues_file`` (CSV, ``bot.catalogue_csv``) replaces that country's catalogue.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,14 +19,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import validation
-from bot.errors import ConfigError, PncError, UnknownCountry
-from bot.policy import Rules
+from bot import catalogue_csv, validation
+from bot.errors import ConfigError, InvalidInput, PncError, UnknownCountry
+from bot.policy import COUNTED_KINDS, Rules
+from bot.render import render_text
 from bot.settings import MemberId, Settings
 from bot.suggest import close_matches
 
 Language = Literal["vi", "en"]
 ISSUE_CODE = re.compile(r"^[A-Z][A-Z0-9]{0,9}-[0-9A-Z]{1,10}$")
+log = logging.getLogger(__name__)
 #: the country whose Inspectorate ``PNC_INSPECTORATE_EMAIL`` names
 DEFAULT_COUNTRY = "VN"
 
@@ -44,8 +47,10 @@ class Issue:
 class Catalogue:
     """The public-reporting issues in force in one country, in catalogue order."""
 
-    def __init__(self, issues: Sequence[Issue]) -> None:
+    def __init__(self, issues: Sequence[Issue], *, builtin: bool = False) -> None:
         self.issues = tuple(issues)
+        #: the built-in default (``bot/data/catalogue.toml``), not an official list
+        self.builtin = builtin
         self._by_code = {i.code: i for i in self.issues}
         self.codes = frozenset(self._by_code)
 
@@ -85,6 +90,8 @@ class Country:
     catalogue: Catalogue
     staff_channel: str | None = None
     inspectorate_emails: tuple[str, ...] = ()
+    #: the language of the Inspectorate's referral (``vi``: Vietnamese, with English below)
+    inspectorate_language: Language = "en"
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,11 @@ class Countries(Mapping[str, Country]):
         return [c for c in self._countries.values() if c.rules.pnc_enabled]
 
     @property
+    def on_builtin_catalogue(self) -> list[Country]:
+        """The covered countries still on the built-in catalogue, not an official list."""
+        return [c for c in self.enabled if c.catalogue.builtin]
+
+    @property
     def default(self) -> Country:
         """The country meant when none is named: Viet Nam, else the first one covered."""
         if DEFAULT_COUNTRY in self._countries:
@@ -161,10 +173,15 @@ class _CountryConfig(BaseModel):
     public_reporting_since: date | None = None
     threshold: int | None = Field(None, ge=1, le=100)
     consecutive: int | None = Field(None, ge=1, le=20)
+    #: the assessment kinds that count (``policy.AssessmentKind``); default regular, unannounced
+    counted_kinds: list[str] | None = None
     language: Language | None = None
     staff_channel: str | None = Field(None, pattern=r"^[A-Z0-9]{6,20}$")
     inspectorate_emails: list[str] | None = None
+    inspectorate_language: Language | None = None
     issues: list[_IssueConfig] | None = Field(None, min_length=1)
+    #: a CSV file (code,name,name_vi,cluster), relative to the config file; instead of ``issues``
+    issues_file: str | None = Field(None, min_length=1, max_length=1000)
 
 
 class _RolesConfig(BaseModel):
@@ -197,13 +214,94 @@ def _parse(data: dict[str, Any], where: str) -> _FileConfig:
         raise ConfigError(f"{where} is invalid: " + "; ".join(problems)) from None
 
 
+def _counted_kinds(code: str, kinds: list[str] | None) -> frozenset[str]:
+    """A country's ``counted_kinds``, every one a known assessment kind (the framework's
+    default when not given)."""
+    if kinds is None:
+        return COUNTED_KINDS
+    kinds = [k.strip().lower() for k in kinds]
+    known = ", ".join(validation.ASSESSMENT_KINDS)
+    unknown = sorted({k for k in kinds if k not in validation.ASSESSMENT_KINDS})
+    if unknown:
+        raise ConfigError(
+            f"Country {code}: counted_kinds names unknown assessment "
+            f"kind{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}.",
+            f"The assessment kinds are {known}.",
+        )
+    if not kinds:
+        raise ConfigError(
+            f"Country {code}: counted_kinds is empty, so no assessment would ever count.",
+            f"Name at least one of {known}, or set pnc_enabled = false.",
+        )
+    return frozenset(kinds)
+
+
 def _builtin(name: str) -> str:
     return resources.files("bot").joinpath("data", name).read_text(encoding="utf-8")
 
 
 def builtin_catalogue() -> Catalogue:
     data = _read_toml(_builtin("catalogue.toml"), "the built-in catalogue")
-    return Catalogue([Issue(**row) for row in data["issues"]])
+    return Catalogue([Issue(**row) for row in data["issues"]], builtin=True)
+
+
+def issue_entry(cells: Mapping[str, Any]) -> catalogue_csv.Entry:
+    """One catalogue entry (a ``[[countries.XX.issues]]`` table or a CSV row) checked: a code of
+    the catalogue's form; names and a cluster on one line, without invisible characters."""
+    code = str(cells.get("code") or "").strip()
+    if not ISSUE_CODE.fullmatch(code):
+        raise InvalidInput(
+            f"`{validation.shown(code, 30)}` is not an issue code.",
+            "Use capital letters or digits, a dash, then capital letters or digits, e.g. `CL-01`.",
+        )
+    name_vi = str(cells.get("name_vi") or "")
+    return {
+        "code": code,
+        "name": validation.text(str(cells.get("name") or ""), "name", 300),
+        "name_vi": validation.text(name_vi, "Vietnamese name", 300) if name_vi.strip() else None,
+        "cluster": validation.text(str(cells.get("cluster") or ""), "cluster", 100),
+    }
+
+
+def _file_catalogue(
+    code: str, cfg: _CountryConfig, config: Path
+) -> list[catalogue_csv.Entry] | None:
+    """The catalogue the config file gives a country: a CSV file (``issues_file``, relative to
+    the config file) or ``[[countries.XX.issues]]`` entries; None if it gives neither."""
+    if cfg.issues_file is not None and cfg.issues is not None:
+        raise ConfigError(
+            f"{config}: [countries.{code}] gives both issues_file and [[countries.{code}.issues]].",
+            "Give the catalogue one way: the CSV file, or the entries.",
+        )
+    if cfg.issues_file is not None:
+        try:
+            return catalogue_csv.read(
+                config.parent / Path(cfg.issues_file).expanduser(), issue_entry
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"Country {code}: {exc.message}", exc.hint) from None
+    entries = []
+    for n, issue in enumerate(cfg.issues or (), 1):
+        try:
+            entries.append(issue_entry(issue.model_dump()))
+        except PncError as exc:
+            raise ConfigError(
+                f"{config}: [[countries.{code}.issues]] entry {n} ({issue.code}): {exc.message}",
+                exc.hint,
+            ) from None
+    return entries if cfg.issues is not None else None
+
+
+def builtin_catalogue_notice(countries: Sequence[Country]) -> str:
+    """One line telling operators that these countries use the built-in catalogue, and how to
+    load the official list."""
+    return " ".join(render_text("text/builtin_catalogue.txt", countries=countries).split())
+
+
+def warn_builtin_catalogues(countries: Countries) -> None:
+    """At start-up: one WARNING naming the covered countries still on the built-in catalogue."""
+    if unofficial := countries.on_builtin_catalogue:
+        log.warning(builtin_catalogue_notice(unofficial))
 
 
 @dataclass
@@ -239,7 +337,11 @@ def load_config(settings: Settings) -> Config:
         for code, cfg in file_cfg.countries.items():
             if not re.fullmatch(r"[A-Z]{2}", code):
                 raise ConfigError(f"{path}: country code {code!r} must be two capital letters.")
-            merged.setdefault(code, {}).update(cfg.model_dump(exclude_unset=True))
+            values = cfg.model_dump(exclude_unset=True, exclude={"issues", "issues_file"})
+            issues = _file_catalogue(code, cfg, path)
+            if issues is not None:
+                values["issues"] = issues
+            merged.setdefault(code, {}).update(values)
 
     default_catalogue = builtin_catalogue()
     countries: dict[str, Country] = {}
@@ -254,6 +356,7 @@ def load_config(settings: Settings) -> Config:
             ),
             threshold=values.get("threshold", defaults.threshold),
             consecutive=values.get("consecutive", defaults.consecutive),
+            counted_kinds=_counted_kinds(code, values.get("counted_kinds")),
         )
         issues = values.get("issues")
         catalogue = (
@@ -276,6 +379,7 @@ def load_config(settings: Settings) -> Config:
             catalogue=catalogue,
             staff_channel=values.get("staff_channel") or settings.staff_channel,
             inspectorate_emails=inspectorate,
+            inspectorate_language=values.get("inspectorate_language", "en"),
         )
 
     roles = BootstrapRoles(

@@ -24,6 +24,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "factories": (("factory_id", "name", "country", "emails"), ("language", "cycle_end")),
     "buyers": (("buyer_id", "name", "emails"), ()),
     "subscriptions": (("buyer_id", "factory_id"), ()),
+    # kind: regular (when empty), unannounced, advisory or verification (the importer checks
+    # it with ``validation.assessment_kind``; the country's rules say which kinds count)
     "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind",)),
 }
 KINDS = tuple(COLUMNS)

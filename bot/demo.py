@@ -20,10 +20,11 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.bootstrap import Bot, bootstrap
+from bot.countries import Config, load_config
 from bot.errors import InvalidInput
 from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
-from bot.usecases import imports
+from bot.usecases import assessments, imports, review, rules
 from handlers.shell import ConsoleSession
 
 STAFF_CHANNEL = "C0PNCSTAFF"
@@ -46,8 +47,25 @@ class DemoClock:
 @dataclass(frozen=True)
 class Step:
     say: str = ""
+    #: a ``/pnc`` line; ``{pnc_designated}`` (any event kind) stands for the number of the
+    #: first event of that kind held for review
     command: str = ""
     skip_days: int = 0
+    #: the config file now says this (``PNC_CONFIG``), and the bot starts again
+    config: str = ""
+
+
+#: what the config file says when the story enables Cambodia
+CAMBODIA = """[countries.KH]
+pnc_enabled = true
+inspectorate_emails = ["inspection@mlvt.example.gov.kh"]
+"""
+#: Phnom Penh Textiles' assessments, recorded before Cambodia was covered: days ago, issues
+CAMBODIAN_HISTORY = (
+    (700, "CO-01,CO-02,OS-01,WT-01,WT-02"),
+    (340, "CO-01,CO-02,OS-01,WT-01"),
+    (40, "CO-02,OS-01,OS-03,WT-01"),
+)
 
 
 def story(today: date) -> list[Step]:
@@ -127,6 +145,25 @@ def story(today: date) -> list[Step]:
             "/pnc readmission approve VN-1001 All issues and their root causes are resolved",
         ),
         Step("", "/pnc history VN-1001"),
+        Step(
+            "Phnom Penh Textiles (KH-2001) is in Cambodia, where the framework did not apply: "
+            "its last three assessments failed, and nobody was told.",
+            "/pnc status KH-2001",
+        ),
+        Step(
+            "Cambodia adopts the framework: the operator enables it in the config file "
+            "([countries.KH] pnc_enabled = true) and restarts pnc-bot. Phnom Penh Textiles is "
+            "now persistently non-compliant under the rules — but nobody is told of a rules "
+            "change on its own: staff get an alert, and the new events wait for review.",
+            config=CAMBODIA,
+        ),
+        Step("A manager looks at what is held.", "/pnc review"),
+        Step(
+            "The designation stands: the manager releases it. The factory, its buyer, the "
+            "Labour Inspectorate and staff are told now, as if it had just happened, and the "
+            "meeting with buyers and national stakeholders is tracked.",
+            "/pnc review release {pnc_designated}",
+        ),
         Step("Every notice went out; none is waiting or dead.", "/pnc outbox"),
     ]
 
@@ -201,15 +238,21 @@ async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Pat
     clock = DemoClock()
     bot: Bot | None = None
     try:
-        bot = await bootstrap(_settings(scratch / "pnc.db", outbox), clock=clock)
+        bot = await bootstrap(
+            _settings(scratch / "pnc.db", outbox), clock=clock, catalogue_notice=False
+        )
         manager = Actor(MANAGER, RoleLevel.MANAGER, "demo")
         examples = resources.files("bot").joinpath("data", "examples")
         for kind in ("factories", "buyers", "subscriptions"):
             with resources.as_file(examples.joinpath(f"{kind}.csv")) as path:
                 await imports.run(bot.core, kind, path, manager)
+        today = bot.core.today()
+        for before, issues in CAMBODIAN_HISTORY:  # while Cambodia is not covered: no notice
+            day = (today - timedelta(days=before)).isoformat()
+            await assessments.record(bot.core, manager, "KH-2001", day, issues)
         async with ConsoleSession(bot, write=write, operator=manager) as session:
             number = 0
-            for step in story(bot.core.today()):
+            for step in story(today):
                 if step.say:
                     number += 1
                     write(f"── {number}. {step.say}")
@@ -218,11 +261,32 @@ async def run_demo(write: Callable[[str], None], out: Path | None = None) -> Pat
                     days = "1 day" if step.skip_days == 1 else f"{step.skip_days} days"
                     write(f"   (the demo's clock moves {days} ahead)")
                     await session.deliver()
+                if step.config:
+                    bot.config = bot.core.config = _configured(bot, scratch, step.config)
+                    await rules.refresh(bot.core)  # as at every start
+                    write("   (pnc-bot starts again with the new config file)")
+                    await session.deliver()
                 if step.command:
-                    write(f"you › {step.command}")
-                    await session.command(step.command)
+                    command = await _numbered(bot, manager, step.command)
+                    write(f"you › {command}")
+                    await session.command(command)
     finally:
         if bot is not None:
             await bot.aclose()
         shutil.rmtree(scratch, ignore_errors=True)
     return outbox
+
+
+def _configured(bot: Bot, folder: Path, text: str) -> Config:
+    """The configuration the bot reads from a config file saying ``text``."""
+    path = folder / "pnc.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(bot.settings.model_copy(update={"config_path": path}))
+
+
+async def _numbered(bot: Bot, actor: Actor, command: str) -> str:
+    """``command`` with ``{kind}`` replaced by the number of the first such held event."""
+    if "{" not in command:
+        return command
+    held = (await review.pending(bot.core, actor)).events
+    return command.format_map({e.kind: e.id for e in reversed(held)})

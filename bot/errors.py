@@ -157,6 +157,35 @@ class StateConflict(Conflict):
     code = "state_conflict"
 
 
+class UnknownHeldEvent(NotFound):
+    code = "unknown_event"
+    noun = "event"
+
+
+class AlreadyReviewed(Conflict):
+    """A held event someone already released or dismissed: who, when (and why)."""
+
+    code = "already_reviewed"
+
+    def __init__(
+        self,
+        number: int,
+        factory_id: str,
+        what: str,
+        when: str,
+        note: str | None,
+        by: str | None,
+    ) -> None:
+        who = by or "someone"
+        slack = who[:1] in ("U", "W") and who.isalnum()  # a Slack member: mentioned
+        why = f' ("{note}")' if note else ""
+        super().__init__(
+            f"Event #{number} of `{factory_id}` is no longer held for review.",
+            f"It was {what} on {when}{why} by" + ("" if slack else f" {who}."),
+        )
+        self.mentions = (who,) if slack else ()
+
+
 class PermissionDenied(PncError):
     code = "permission_denied"
 

@@ -2,9 +2,9 @@
 headers of SPEC §3.
 
 Templates live in ``templates/email/<language>/``: ``<kind>.subject.txt`` (one line),
-``<kind>.txt`` and ``<kind>.html`` (autoescaped). A factory whose language is Vietnamese gets the
-Vietnamese text first and the English below; everyone else gets English. ``layout.txt`` and
-``layout.html`` put the parts together.
+``<kind>.txt`` and ``<kind>.html`` (autoescaped). A factory or an Inspectorate whose language is
+Vietnamese gets the Vietnamese text first and the English below; everyone else gets English.
+``layout.txt`` and ``layout.html`` put the parts together.
 """
 
 from __future__ import annotations
@@ -49,9 +49,14 @@ def environment() -> Environment:
     return env
 
 
+#: recipients who read their notice in their own language first, with English below
+OWN_LANGUAGE = frozenset({Recipient.FACTORY, Recipient.INSPECTORATE})
+
+
 def languages_for(row: Claimed) -> list[str]:
-    """Vietnamese first with English below for a Vietnamese-speaking factory; else English."""
-    if row.recipient_type == Recipient.FACTORY and row.language == "vi":
+    """Vietnamese first with English below for a Vietnamese-speaking factory or Inspectorate;
+    else English."""
+    if row.recipient_type in OWN_LANGUAGE and row.language == "vi":
         return ["vi", "en"]
     return ["en"]
 

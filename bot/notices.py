@@ -4,7 +4,10 @@ in the same transaction as the event, the dispatcher delivers them.
 
 A buyer never sees another buyer's addresses or factories: every buyer gets its own message.
 Factories get their notice in their language (Vietnamese factories default to Vietnamese, with
-English below); buyers and the Inspectorate get English.
+English below), and the Inspectorate in its country's ``inspectorate_language`` (Viet Nam's:
+Vietnamese, with English below); buyers get English. A referral planned while the country has no
+Inspectorate address has no addresses: it is written held (``outbox_row``) until one is
+configured, and the staff alert of the designation says so.
 """
 
 from __future__ import annotations
@@ -183,26 +186,28 @@ def plan(
                     },
                 )
             )
+    referral_held = False
     if INSPECTORATE in who:
-        if country.inspectorate_emails:
-            notices.append(
-                Notice(
-                    key=f"{event_key}/email/inspectorate",
-                    kind=NoticeKind.INSPECTORATE_REFERRAL,
-                    channel=Channel.EMAIL,
-                    recipient_type=INSPECTORATE,
-                    recipient_id=country.code,
-                    recipient_name=f"Labour Inspectorate ({country.name})",
-                    addresses=country.inspectorate_emails,
-                    language="en",
-                    factory_id=factory.id,
-                    payload={**context, "recipient": INSPECTORATE},
-                )
+        # planned even with no address: it is then written held, and sent once one is configured
+        notices.append(
+            Notice(
+                key=f"{event_key}/email/inspectorate",
+                kind=NoticeKind.INSPECTORATE_REFERRAL,
+                channel=Channel.EMAIL,
+                recipient_type=INSPECTORATE,
+                recipient_id=country.code,
+                recipient_name=inspectorate_name(country),
+                addresses=country.inspectorate_emails,
+                language=country.inspectorate_language,
+                factory_id=factory.id,
+                payload={**context, "recipient": INSPECTORATE},
             )
-        else:
+        )
+        if not country.inspectorate_emails:
+            referral_held = True
             warnings.append(
                 f"no Labour Inspectorate address is configured for {country.name}: the referral "
-                "was not sent (set inspectorate_emails, or PNC_INSPECTORATE_EMAIL for Viet Nam)"
+                "waits until one is"
             )
     if STAFF in who and country.staff_channel:
         notices.append(
@@ -223,10 +228,16 @@ def plan(
                     "buyers": [b.name for b in buyers],
                     "warnings": warnings,
                     "managers": list(managers),
+                    "referral_held": referral_held,
                 },
             )
         )
     return notices, warnings
+
+
+def inspectorate_name(country: Country) -> str:
+    """The name a referral is addressed to."""
+    return f"Labour Inspectorate ({country.name})"
 
 
 def staff_alert(
@@ -333,7 +344,8 @@ def one_more_death(
 def outbox_row(
     notice: Notice, now: datetime, domain: str, event_id: int | None = None
 ) -> dict[str, Any]:
-    """The outbox row of a notice, due now."""
+    """The outbox row of a notice, due now — or held, if it has nobody to go to yet (a referral
+    while no Inspectorate address is configured): the dispatcher claims only waiting rows."""
     return {
         "key": notice.key,
         "kind": notice.kind,
@@ -348,7 +360,7 @@ def outbox_row(
         "event_id": event_id,
         "payload": notice.payload,
         "message_id": notice.message_id(domain),
-        "status": OutboxStatus.PENDING,
+        "status": OutboxStatus.PENDING if notice.addresses else OutboxStatus.HELD,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,

@@ -37,12 +37,31 @@ class EventKind(StrEnum):
     READMISSION_REJECTED = "readmission_rejected"
 
 
+class AssessmentKind(StrEnum):
+    """What an assessment was (``assessment.kind``). Only the kinds a country counts
+    (``Rules.counted_kinds``: by default the regular and unannounced assessments, those subject
+    to public reporting) move the streak; the others are recorded and shown."""
+
+    REGULAR = "regular"
+    UNANNOUNCED = "unannounced"
+    #: an advisory visit
+    ADVISORY = "advisory"
+    #: a visit verifying a progress report
+    VERIFICATION = "verification"
+
+
+#: the assessments subject to public reporting (FAQ), counted unless a country says otherwise
+COUNTED_KINDS = frozenset({AssessmentKind.REGULAR.value, AssessmentKind.UNANNOUNCED.value})
+
+
 class NotCounted(StrEnum):
     """Why an assessment did not move the streak."""
 
     NOT_COVERED = "not_covered"
     BEFORE_PUBLIC_REPORTING = "before_public_reporting"
     DESIGNATED = "designated"
+    #: of a kind the country does not count (an advisory or verification visit)
+    KIND = "kind_not_counted"
 
 
 DESIGNATED_STATES = frozenset({State.PNC, State.READMISSION_REVIEW})
@@ -56,12 +75,20 @@ class Rules:
     public_reporting_since: date = date(2017, 7, 1)
     threshold: int = 4
     consecutive: int = 3
+    #: the assessment kinds that count (``AssessmentKind`` values)
+    counted_kinds: frozenset[str] = COUNTED_KINDS
 
     def __post_init__(self) -> None:
         if self.threshold < 1:
             raise ValueError("threshold must be at least 1")
         if self.consecutive < 1:
             raise ValueError("consecutive must be at least 1")
+        object.__setattr__(self, "counted_kinds", frozenset(self.counted_kinds))
+        unknown = sorted(self.counted_kinds - set(AssessmentKind))
+        if unknown:
+            raise ValueError(f"unknown assessment kinds: {', '.join(unknown)}")
+        if not self.counted_kinds:
+            raise ValueError("at least one assessment kind must count")
 
 
 class AssessmentRecord(NamedTuple):
@@ -190,7 +217,9 @@ def evaluate(
 ) -> Evaluation:
     """What a factory's history means under ``rules``.
 
-    Assessments are taken in date order (ties by id), whatever order they arrive in. With
+    Assessments are taken in date order (ties by id), whatever order they arrive in; one of a
+    kind the rules do not count is kept among the verdicts (``NotCounted.KIND``) and is
+    otherwise as if it were not there: it moves no streak and gives rise to no event. With
     ``verdicts=False`` the per-assessment verdicts are left out (bulk re-evaluation needs only
     the state, the streak and the events).
     """
@@ -199,7 +228,12 @@ def evaluate(
 
     if not rules.pnc_enabled:
         uncounted = tuple(
-            Verdict(a, False, a.nc_count >= rules.threshold, NotCounted.NOT_COVERED)
+            Verdict(
+                a,
+                False,
+                a.nc_count >= rules.threshold,
+                NotCounted.NOT_COVERED if a.kind in rules.counted_kinds else NotCounted.KIND,
+            )
             for a in history
         )
         return Evaluation(
@@ -256,8 +290,11 @@ def evaluate(
         if what == _ASSESSMENT:
             assert isinstance(item, AssessmentRecord)
             fails = item.nc_count >= rules.threshold
-            if on < rules.public_reporting_since:
-                why: NotCounted | None = NotCounted.BEFORE_PUBLIC_REPORTING
+            if item.kind not in rules.counted_kinds:
+                # never counted, whenever it took place: the reason that is its own
+                why: NotCounted | None = NotCounted.KIND
+            elif on < rules.public_reporting_since:
+                why = NotCounted.BEFORE_PUBLIC_REPORTING
             elif state in DESIGNATED_STATES:
                 # shown to the reviewer (e.g. an unannounced verification visit), streak unmoved
                 why = NotCounted.DESIGNATED

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Protocol
 
 from bot.errors import InvalidDate, InvalidInput, InvisibleCharacter, UnknownIssueCodes
+from bot.policy import AssessmentKind
 
 
 class Catalogue(Protocol):
@@ -38,7 +39,8 @@ _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 NO_ISSUES = frozenset({"none", "-", ""})
 _OTHER_SEPARATORS = (",", " ", "\t", "\r", "\n", "\xa0")
 LANGUAGES = ("vi", "en")
-ASSESSMENT_KINDS = ("regular", "unannounced")
+#: what an assessment may be; which kinds count is the country's (``Rules.counted_kinds``)
+ASSESSMENT_KINDS = tuple(k.value for k in AssessmentKind)
 
 
 def identifier(value: str, what: str = "id") -> str:
@@ -167,12 +169,15 @@ def language(value: str | None) -> str | None:
 
 
 def assessment_kind(value: str | None) -> str:
+    """One of ``ASSESSMENT_KINDS``; nothing means ``regular``."""
     if value is None or not value.strip():
-        return "regular"
+        return AssessmentKind.REGULAR.value
     cleaned = value.strip().lower()
     if cleaned not in ASSESSMENT_KINDS:
+        kinds = ", ".join(f"`{k}`" for k in ASSESSMENT_KINDS[:-1])
         raise InvalidInput(
-            f"`{shown(value)}` is not an assessment kind.", "Use `regular` or `unannounced`."
+            f"`{shown(value)}` is not an assessment kind.",
+            f"Use {kinds} or `{ASSESSMENT_KINDS[-1]}`.",
         )
     return cleaned
 

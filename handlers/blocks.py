@@ -10,6 +10,7 @@ from typing import Any
 from bot.countries import Country
 from bot.errors import InvalidInput, PncError
 from bot.render import escape_mrkdwn, mention, message, render_slack, sections, slack_environment
+from bot.validation import ASSESSMENT_KINDS
 
 ASSESS_CALLBACK = "pnc_assess"
 FORM_ERROR_LIMIT = 300  # characters of a refusal shown under a form field
@@ -63,6 +64,7 @@ def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[
                 ],
             }
         )
+    kinds = [_option(_kind_label(kind, country), kind) for kind in ASSESSMENT_KINDS]
     factory_input: dict[str, Any] = {"type": "plain_text_input", "action_id": FACTORY}
     if factory_id:
         factory_input["initial_value"] = factory_id
@@ -110,15 +112,26 @@ def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[
                 "element": {
                     "type": "static_select",
                     "action_id": KIND,
-                    "initial_option": _option("Regular", "regular"),
-                    "options": [
-                        _option("Regular", "regular"),
-                        _option("Unannounced", "unannounced"),
-                    ],
+                    "initial_option": kinds[0],
+                    "options": kinds,
                 },
             },
         ],
     }
+
+
+#: what the form calls each assessment kind (``validation.ASSESSMENT_KINDS``)
+KIND_LABELS = {
+    "regular": "Regular assessment",
+    "unannounced": "Unannounced assessment",
+    "advisory": "Advisory visit",
+    "verification": "Progress-report verification visit",
+}
+
+
+def _kind_label(kind: str, country: Country) -> str:
+    label = KIND_LABELS.get(kind, kind.capitalize())
+    return label if kind in country.rules.counted_kinds else f"{label} (not counted)"
 
 
 def assess_values(view: dict[str, Any]) -> dict[str, Any]:

@@ -20,10 +20,13 @@ from bot.usecases import (
     assessments,
     calls,
     follow_ups,
+    inspectorate,
     outbox_admin,
     reading,
     readmission,
+    referrals,
     registry,
+    review,
 )
 from bot.usecases.core import Core
 from handlers import blocks
@@ -122,7 +125,7 @@ async def _help(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
 
 @subcommand(
     "assess",
-    "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced]]",
+    "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced|advisory|verification]]",
     assessments.RECORD,
     grammar.assess,
 )
@@ -207,18 +210,49 @@ async def _meeting_held(core: Core, actor: Actor, args: dict[str, Any]) -> Reply
     return blocks.reply("meeting_held", args["factory"].upper(), held)
 
 
+# the Labour Inspectorate's visits and the improvement reports answering them
+
+
+@subcommand(
+    "inspectorate visit",
+    "/pnc inspectorate visit <factory> <YYYY-MM-DD>",
+    inspectorate.VISIT,
+    grammar.factory_and_date,
+)
+async def _inspectorate_visit(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    visit = await inspectorate.record_visit(core, actor, args["factory"], args["date"])
+    return blocks.reply("visit_recorded", visit)
+
+
+@subcommand(
+    "readmission report",
+    "/pnc readmission report <factory> <link>",
+    readmission.REPORT,
+    grammar.factory_and_link,
+)
+async def _readmission_report(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    added = await readmission.add_report(core, actor, args["factory"], args["link"])
+    return blocks.reply("report_added", added)
+
+
 # --- managers ---------------------------------------------------------------------------------
 
 
 @subcommand(
     "amend",
-    "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none> <reason>",
+    "/pnc amend <factory> <YYYY-MM-DD> <code,code,…|none|kind> <reason>",
     assessments.AMEND,
     grammar.amend,
 )
 async def _amend(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     outcome = await assessments.amend(
-        core, actor, args["factory"], args["date"], args["reason"], nc_issues=args["codes"]
+        core,
+        actor,
+        args["factory"],
+        args["date"],
+        args["reason"],
+        nc_issues=args["codes"],
+        kind=args["kind"],
     )
     return blocks.reply("amended", outcome)
 
@@ -267,8 +301,13 @@ async def _readmission_reject(core: Core, actor: Actor, args: dict[str, Any]) ->
     return blocks.reply("readmission_decided", outcome, False)
 
 
-@subcommand("calls add", "/pnc calls add <YYYY-MM-DD> [HH:MM]", calls.ADD, grammar.calls_add)
+@subcommand(
+    "calls add", "/pnc calls add <YYYY-MM-DD> [HH:MM] [quarterly]", calls.ADD, grammar.calls_add
+)
 async def _calls_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    if args["quarterly"]:
+        series = await calls.add_series(core, actor, args["date"], args["time"])
+        return blocks.reply("series_added", series)
     return blocks.reply("call_added", await calls.add(core, actor, args["date"], args["time"]))
 
 
@@ -280,13 +319,22 @@ async def _calls_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     default=True,
 )
 async def _calls_list(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
-    return blocks.template("calls", calls=await calls.upcoming(core))
+    return blocks.template("calls", c=await calls.calendar(core))
 
 
-@subcommand("calls remove", "/pnc calls remove <YYYY-MM-DD>", calls.REMOVE, grammar.one_date)
+@subcommand(
+    "calls remove", "/pnc calls remove <YYYY-MM-DD> [series]", calls.REMOVE, grammar.calls_remove
+)
 async def _calls_remove(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    if args["series"]:
+        return blocks.reply("series_removed", await calls.remove_series(core, actor, args["date"]))
     removed = await calls.remove(core, actor, args["date"])
     return blocks.reply("calls_removed", args["date"], removed)
+
+
+@subcommand("referral send", "/pnc referral send <factory>", referrals.SEND, grammar.one_factory)
+async def _referral_send(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("referral_sent", await referrals.send(core, actor, args["factory"]))
 
 
 _RETRY_USAGE = "/pnc outbox retry <notice number> | dead [kind] [factory]"
@@ -308,6 +356,30 @@ async def _outbox_retry(core: Core, actor: Actor, args: dict[str, Any]) -> Reply
         revived = await outbox_admin.retry_dead(core, actor, args["kind"], args["factory"])
         return blocks.reply("notices_retried", revived)
     return blocks.reply("notice_retried", await outbox_admin.retry(core, actor, args["notice"]))
+
+
+_RELEASE_USAGE = "/pnc review release <number>"
+
+
+@subcommand("review", "/pnc review", review.LIST, grammar.review(_RELEASE_USAGE))
+async def _review(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.template("review", v=await review.pending(core, actor), tz=core.settings.tz)
+
+
+@subcommand("review release", _RELEASE_USAGE, review.RELEASE, grammar.review_release)
+async def _review_release(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    return blocks.reply("review_released", await review.release(core, actor, args["event"]))
+
+
+@subcommand(
+    "review dismiss",
+    "/pnc review dismiss <number> <reason>",
+    review.DISMISS,
+    grammar.review_dismiss,
+)
+async def _review_dismiss(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
+    outcome = await review.dismiss(core, actor, args["event"], args["reason"])
+    return blocks.reply("review_dismissed", outcome)
 
 
 @subcommand(

@@ -208,10 +208,19 @@ def buyer_add(args: list[str], usage: str) -> dict[str, Any]:
 def amend(args: list[str], usage: str) -> dict[str, Any]:
     if len(args) < 4:
         raise MalformedCommand(
-            "An amendment needs the factory, the date, the new codes and a reason.", usage
+            "An amendment needs the factory, the date, the new codes (or kind) and a reason.",
+            usage,
         )
     _date(args[1], usage)
-    return {"factory": args[0], "date": args[1], "codes": args[2], "reason": " ".join(args[3:])}
+    # the third word is the new codes, or the assessment's right kind (``advisory``, …)
+    kind = args[2].lower() if args[2].lower() in ASSESSMENT_KINDS else None
+    return {
+        "factory": args[0],
+        "date": args[1],
+        "codes": None if kind else args[2],
+        "kind": kind,
+        "reason": " ".join(args[3:]),
+    }
 
 
 def withdraw(args: list[str], usage: str) -> dict[str, Any]:
@@ -246,6 +255,12 @@ def factory_and_date(args: list[str], usage: str) -> dict[str, Any]:
     return {"factory": args[0], "date": args[1]}
 
 
+def factory_and_link(args: list[str], usage: str) -> dict[str, Any]:
+    """A factory and one link (Slack's ``<https://…|label>`` read as its address)."""
+    _count(args, 2, 2, usage)
+    return {"factory": args[0], "link": _link(args[1])}
+
+
 def factory_and_note(args: list[str], usage: str) -> dict[str, Any]:
     if not args:
         raise MalformedCommand("Which factory?", usage)
@@ -259,9 +274,30 @@ def factory_and_reason(args: list[str], usage: str) -> dict[str, Any]:
 
 
 def calls_add(args: list[str], usage: str) -> dict[str, Any]:
-    _count(args, 1, 2, usage)
-    _date(args[0], usage)
-    return {"date": args[0], "time": args[1] if len(args) > 1 else None}
+    """A day, a time of day (optional) and ``quarterly`` (optional, last) for a series."""
+    words = list(args)
+    quarterly = len(words) > 1 and words[-1].lower() == QUARTERLY
+    if quarterly:
+        words.pop()
+    _count(words, 1, 2, usage)
+    _date(words[0], usage)
+    at = words[1] if len(words) > 1 else None
+    if at is not None and not any(c.isdigit() for c in at):
+        raise MalformedCommand(
+            f"`{_short(at)}` is neither a time of day (HH:MM) nor `{QUARTERLY}`.", usage
+        )
+    return {"date": words[0], "time": at, "quarterly": quarterly}
+
+
+def calls_remove(args: list[str], usage: str) -> dict[str, Any]:
+    """A day, and ``series`` to remove the series from that day's occurrence on."""
+    words = list(args)
+    series = len(words) > 1 and words[-1].lower() == SERIES
+    if series:
+        words.pop()
+    _count(words, 1, 1, usage)
+    _date(words[0], usage)
+    return {"date": words[0], "series": series}
 
 
 def one_date(args: list[str], usage: str) -> dict[str, Any]:
@@ -269,6 +305,9 @@ def one_date(args: list[str], usage: str) -> dict[str, Any]:
     _date(args[0], usage)
     return {"date": args[0]}
 
+
+#: the word after a call's day and time that makes it a series, and the one that removes one
+QUARTERLY, SERIES = "quarterly", "series"
 
 _OUTBOX = (
     "`outbox` lists notices; `outbox retry <n>` retries one, `outbox retry dead` every dead one."
@@ -322,6 +361,40 @@ def _notice_kind(word: str, usage: str) -> str:
         usage,
         hint=f"Did you mean `{close[0]}`? Usage: `{usage}`" if close else None,
     )
+
+
+_REVIEW = (
+    "`review` lists the events held for review; `review release <n>` sends one's notices, "
+    "`review dismiss <n> <reason>` closes one without notices."
+)
+
+
+def review(release_usage: str) -> Grammar:
+    """``review`` alone lists; anything after it but ``release`` or ``dismiss`` shows how."""
+
+    def read(args: list[str], usage: str) -> dict[str, Any]:
+        if args:
+            raise MalformedCommand(_REVIEW, release_usage)
+        return {}
+
+    return read
+
+
+def review_release(args: list[str], usage: str) -> dict[str, Any]:
+    """A held event's number (the use case checks it)."""
+    if not args:
+        raise MalformedCommand("Give the number of the held event, as `review` lists it.", usage)
+    _count(args, 1, 1, usage)
+    return {"event": args[0]}
+
+
+def review_dismiss(args: list[str], usage: str) -> dict[str, Any]:
+    """A held event's number and the reason (required: it is kept with the event)."""
+    if not args:
+        raise MalformedCommand("Give the number of the held event, as `review` lists it.", usage)
+    if len(args) < 2:
+        raise MalformedCommand("A dismissal needs a reason.", usage)
+    return {"event": args[0], "reason": " ".join(args[1:])}
 
 
 def _count(args: list[str], least: int, most: int, usage: str) -> None:

@@ -4,9 +4,10 @@ Each batch is claimed and handled in one transaction: the due rows are locked
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas take different ones; SQLite has one
 writer), each handler checks that its subject still needs it (a call removed, an application
 decided, a meeting held: the reminder is skipped), writes its notices to the outbox, schedules
-the next occurrence of a recurring reminder, and the reminder is marked done. If the process
-dies before the commit, nothing of it happened and the next poll takes it again: a reminder is
-neither lost nor repeated.
+the next occurrence of a recurring reminder (or, for a call of a quarterly series, the series'
+next call, ``calls.plan_ahead``), and the reminder is marked done. If the process dies before
+the commit, nothing of it happened and the next poll takes it again: a reminder is neither lost
+nor repeated.
 
 Each handler runs in a savepoint: one that fails (the database went away, a bug, data it cannot
 read) has its own work undone and is logged; the other reminders of the batch go ahead. It stays
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import agenda, notices, policy
-from bot.usecases import access, follow_ups
+from bot.usecases import access, calls, follow_ups, inspectorate
 from bot.usecases.core import Core
 from bot.vocabulary import (
     ApplicationSubject,
@@ -238,7 +239,12 @@ async def _buyer_call(
     call = await reminders.get_call(s, subject.call_id)
     if call is None or call.removed_at is not None:
         return "the call was removed"
-    rows = await reminders.agenda(s)
+    countries = runner.core.countries
+    rows = await reminders.agenda(
+        s,
+        {code: c.rules.counted_kinds for code, c in countries.items()},
+        countries.default.rules.counted_kinds,
+    )
     issues = await reminders.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
     planned, warnings = agenda.buyer_call(
         subject,
@@ -251,6 +257,8 @@ async def _buyer_call(
     for warning in warnings:
         log.warning("%s", warning)
     await runner.core.enqueue(s, planned)
+    if call.series_id is not None:  # a series goes on: its next occurrence is written
+        await calls.plan_ahead(runner.core, s, call.series_id)
     return None
 
 
@@ -279,6 +287,7 @@ async def _readmission_review(
             "visit_on": application.unannounced_on.isoformat()
             if application.unannounced_on
             else None,
+            **await inspectorate.review_facts(runner.core, s, factory),
         },
     )
     every = timedelta(days=runner.core.settings.readmission_reminder_days)

@@ -15,7 +15,7 @@ from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.policy import AssessmentRecord, ReadmissionRecord
-from bot.vocabulary import Decision
+from bot.vocabulary import Decision, NoticeMode
 from store import bulk
 from store.bulk import CHUNK, chunks
 from store.db import execute
@@ -265,3 +265,106 @@ async def unsupported_events(session: AsyncSession, event_ids: Iterable[int]) ->
 
 async def get_event(session: AsyncSession, event_id: int) -> PncEvent | None:
     return await session.get(PncEvent, event_id)
+
+
+# --- events held for staff review -------------------------------------------------------------
+
+
+def _held_columns() -> list[Any]:
+    e = EVENTS
+    return [
+        e.c.id,
+        e.c.key,
+        e.c.factory_id,
+        e.c.kind,
+        e.c.occurred_on,
+        e.c.payload,
+        e.c.notice,
+        e.c.created_at,
+        e.c.unsupported_at,
+        e.c.held_because,
+        e.c.held_told,
+        e.c.reviewed_at,
+        e.c.reviewed_by,
+        e.c.review_note,
+    ]
+
+
+async def held_events(session: AsyncSession, limit: int) -> tuple[list[Row[Any]], int]:
+    """The events held for staff review, oldest first (at most ``limit``), with their
+    factory's name (``factory_name``); and how many are held in all."""
+    e, f = EVENTS, FACTORIES
+    held = e.c.notice == NoticeMode.HELD.value
+    stmt = (
+        select(*_held_columns(), f.c.name.label("factory_name"))
+        .join(f, f.c.id == e.c.factory_id)
+        .where(held)
+        .order_by(e.c.id)
+        .limit(limit)
+    )
+    rows = list((await execute(session, stmt)).all())
+    total = (await execute(session, select(func.count()).select_from(e).where(held))).scalar_one()
+    return rows, total
+
+
+async def events_by_key(session: AsyncSession, keys: Iterable[str]) -> dict[str, Row[Any]]:
+    """key → (key, kind, occurred_on, payload) of the recorded events with these keys."""
+    e = EVENTS
+    found: dict[str, Row[Any]] = {}
+    for part in chunks(sorted(set(keys))):
+        stmt = select(e.c.key, e.c.kind, e.c.occurred_on, e.c.payload).where(e.c.key.in_(part))
+        found |= {r.key: r for r in (await execute(session, stmt)).all()}
+    return found
+
+
+async def event_factory(session: AsyncSession, event_id: int) -> str | None:
+    """The factory an event is about (None: there is no such event)."""
+    stmt = select(EVENTS.c.factory_id).where(EVENTS.c.id == event_id)
+    return (await execute(session, stmt)).scalar_one_or_none()
+
+
+async def lock_event(session: AsyncSession, event_id: int) -> Row[Any] | None:
+    """An event as a review reads it, locked against a concurrent review (``FOR UPDATE`` on
+    PostgreSQL; on SQLite the one writer already holds the database)."""
+    stmt = select(*_held_columns()).where(EVENTS.c.id == event_id).with_for_update()
+    return (await execute(session, stmt)).one_or_none()
+
+
+async def release_event(
+    session: AsyncSession, event_id: int, payload: dict[str, Any], *, at: datetime, by: str
+) -> bool:
+    """A held event released by staff: due, notified now, with what its notices say written
+    afresh. False if it was not held (nothing changed)."""
+    return await _review(
+        session,
+        event_id,
+        notice=NoticeMode.DUE.value,
+        payload=payload,
+        notified_at=at,
+        reviewed_at=at,
+        reviewed_by=by,
+    )
+
+
+async def dismiss_event(
+    session: AsyncSession, event_id: int, note: str, *, at: datetime, by: str
+) -> bool:
+    """A held event closed by staff without notices, with their reason. False if it was not
+    held (nothing changed)."""
+    return await _review(
+        session,
+        event_id,
+        notice=NoticeMode.DISMISSED.value,
+        reviewed_at=at,
+        reviewed_by=by,
+        review_note=note,
+    )
+
+
+async def _review(session: AsyncSession, event_id: int, **values: Any) -> bool:
+    stmt = (
+        update(EVENTS)
+        .where(EVENTS.c.id == event_id, EVENTS.c.notice == NoticeMode.HELD.value)
+        .values(**values)
+    )
+    return (await execute(session, stmt)).rowcount > 0

@@ -100,18 +100,20 @@ async def add_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     return len(fresh) + len(revived)
 
 
+#: notices that have reached nobody and are not being sent: cancelled when their event goes
+UNSENT = (OutboxStatus.PENDING, OutboxStatus.DEAD, OutboxStatus.HELD)
+
+
 async def cancel_unsent_notices(session: AsyncSession, event_ids: Sequence[int]) -> set[int]:
-    """Cancel every notice of these events that has not reached anyone yet (waiting, retrying
-    or dead); returns the events of which people were told: a notice sent, being sent (a live
-    claim cannot be recalled) or delivered to some of its addresses."""
+    """Cancel every notice of these events that has not reached anyone yet (waiting, retrying,
+    dead, or held for an address); returns the events of which people were told: a notice sent,
+    being sent (a live claim cannot be recalled) or delivered to some of its addresses."""
     o = OUTBOX
     for part in chunks(list(event_ids)):
         await execute(
             session,
             update(o)
-            .where(
-                o.c.event_id.in_(part), o.c.status.in_((OutboxStatus.PENDING, OutboxStatus.DEAD))
-            )
+            .where(o.c.event_id.in_(part), o.c.status.in_(UNSENT))
             .values(status=OutboxStatus.CANCELLED, last_error=UNSUPPORTED),
         )
     return await told_events(session, event_ids)

@@ -1,13 +1,14 @@
 """What is to be done, and when: reminders (the truth of the schedule — APScheduler is only
-the clock), the quarterly buyer calls they announce, and the follow-ups of designations."""
+the clock), the quarterly buyer calls they announce (one-off, or occurrences of a series), and
+the follow-ups of designations."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, func, or_, select, tuple_, update
 from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,7 @@ from store.models import (
     REMINDERS,
     SUBSCRIPTIONS,
     BuyerCall,
+    CallSeries,
     FollowUp,
     Reminder,
 )
@@ -157,10 +159,13 @@ async def retry_later(
 
 
 async def upcoming_calls(session: AsyncSession, since: datetime) -> list[BuyerCall]:
+    """The calls (one-off and occurrences of a series) held from ``since`` on, not removed, as
+    they are now (also when the session read them before)."""
     stmt = (
         select_rows(BuyerCall)
         .where(col(BuyerCall.removed_at).is_(None), col(BuyerCall.held_at) >= since)
-        .order_by(col(BuyerCall.held_at))
+        .order_by(col(BuyerCall.held_at), col(BuyerCall.id))
+        .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
 
@@ -169,12 +174,81 @@ async def get_call(session: AsyncSession, call_id: int) -> BuyerCall | None:
     return await session.get(BuyerCall, call_id)
 
 
-async def agenda(session: AsyncSession) -> list[Row[Any]]:
-    """Factories at risk or designated, with their subscribing buyers and last assessment."""
+async def add_calls(
+    session: AsyncSession,
+    moments: Sequence[datetime],
+    *,
+    by: str,
+    now: datetime,
+    series_id: int | None = None,
+) -> list[BuyerCall]:
+    """Write calls held at ``moments`` (occurrences of ``series_id``, if given), with ids."""
+    rows = [
+        BuyerCall(held_at=at, created_by=by, created_at=now, series_id=series_id) for at in moments
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+# --- call series --------------------------------------------------------------------------------
+
+
+async def add_series(
+    session: AsyncSession, first_held_at: datetime, months: int, *, by: str, now: datetime
+) -> CallSeries:
+    series = CallSeries(first_held_at=first_held_at, months=months, created_by=by, created_at=now)
+    session.add(series)
+    await session.flush()
+    return series
+
+
+async def lock_series(
+    session: AsyncSession, series_id: int, *, wait: bool = True
+) -> CallSeries | None:
+    """A series, locked for this transaction (on PostgreSQL; SQLite has one writer). With
+    ``wait=False`` a series another transaction holds is not waited for: None."""
+    stmt = (
+        select_rows(CallSeries)
+        .where(col(CallSeries.id) == series_id)
+        .with_for_update(skip_locked=not wait)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def live_series(session: AsyncSession) -> list[CallSeries]:
+    """The series not removed, oldest first."""
+    stmt = (
+        select_rows(CallSeries)
+        .where(col(CallSeries.removed_at).is_(None))
+        .order_by(col(CallSeries.id))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def series_calls(session: AsyncSession, series_id: int) -> list[BuyerCall]:
+    """Every occurrence of a series written so far, removed ones too, in time order, as they
+    are now."""
+    stmt = (
+        select_rows(BuyerCall)
+        .where(col(BuyerCall.series_id) == series_id)
+        .order_by(col(BuyerCall.held_at), col(BuyerCall.id))
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def agenda(
+    session: AsyncSession, counted: Mapping[str, frozenset[str]], default: frozenset[str]
+) -> list[Row[Any]]:
+    """Factories at risk or designated, with their subscribing buyers and last assessment of a
+    kind their country counts (``counted``: country → kinds; ``default`` for a country not
+    named, e.g. one since removed from the configuration)."""
     f, a, sub, b = FACTORIES, ASSESSMENTS, SUBSCRIPTIONS, BUYERS
     last = (
         select(a.c.factory_id, func.max(a.c.assessed_on).label("last_on"))
-        .where(a.c.withdrawn_at.is_(None))
+        .where(a.c.withdrawn_at.is_(None), _counted_kinds(counted, default))
         .group_by(a.c.factory_id)
         .subquery()
     )
@@ -197,6 +271,28 @@ async def agenda(session: AsyncSession) -> list[Row[Any]]:
         .order_by(f.c.id, b.c.id)
     )
     return list((await execute(session, stmt)).all())
+
+
+def _counted_kinds(counted: Mapping[str, frozenset[str]], default: frozenset[str]) -> Any:
+    """An assessment (``ASSESSMENTS``) of a kind its factory's country counts."""
+    a = ASSESSMENTS
+    others: dict[frozenset[str], list[str]] = {}
+    for code, kinds in counted.items():
+        if kinds != default:
+            others.setdefault(kinds, []).append(code)
+    if not others:
+        return a.c.kind.in_(sorted(default))
+    country = (
+        select(FACTORIES.c.country)
+        .where(FACTORIES.c.id == a.c.factory_id)
+        .correlate(a)
+        .scalar_subquery()
+    )
+    named = [code for codes in others.values() for code in codes]
+    return or_(
+        and_(country.not_in(named), a.c.kind.in_(sorted(default))),
+        *(and_(country.in_(codes), a.c.kind.in_(sorted(k))) for k, codes in others.items()),
+    )
 
 
 async def last_assessments(

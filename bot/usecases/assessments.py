@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from bot import validation
+from bot import policy, validation
 from bot.errors import DuplicateAssessment, InvalidInput, UnknownAssessment
 from bot.policy import Event
 from bot.roles import Actor, Permission, RoleLevel
@@ -36,6 +36,9 @@ class AssessmentOutcome:
     state: str
     new_events: tuple[Event, ...]
     contradicted: tuple[str, ...]
+    kind: str = "regular"
+    #: False for a kind the factory's country does not count (an advisory visit, …)
+    counted_kind: bool = True
 
 
 async def record(
@@ -77,9 +80,10 @@ async def record(
                 "assessment_id": row.id,
                 "assessed_on": day.isoformat(),
                 "nc_issues": sorted(codes),
+                **({"kind": the_kind} if the_kind != "regular" else {}),
             },
         )
-    return _outcome(row, factory, result)
+    return _outcome(row, factory, result, country.rules.counted_kinds)
 
 
 async def amend(
@@ -127,7 +131,7 @@ async def amend(
             fid,
             {"assessment_id": row.id, "reason": why, "before": before, "after": _facts(row)},
         )
-    return _outcome(row, factory, result)
+    return _outcome(row, factory, result, country.rules.counted_kinds)
 
 
 async def withdraw(
@@ -193,7 +197,12 @@ def _facts(row: Assessment) -> dict[str, object]:
     }
 
 
-def _outcome(row: Assessment, factory: Factory, result: Reevaluation) -> AssessmentOutcome:
+def _outcome(
+    row: Assessment,
+    factory: Factory,
+    result: Reevaluation,
+    counted_kinds: frozenset[str] = policy.COUNTED_KINDS,
+) -> AssessmentOutcome:
     assert row.id is not None
     return AssessmentOutcome(
         assessment_id=row.id,
@@ -205,4 +214,6 @@ def _outcome(row: Assessment, factory: Factory, result: Reevaluation) -> Assessm
         state=result.evaluation.state.value,
         new_events=result.new_events,
         contradicted=result.contradicted,
+        kind=row.kind,
+        counted_kind=row.kind in counted_kinds,
     )

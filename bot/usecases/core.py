@@ -106,7 +106,9 @@ class Core:
         event_of: dict[str, int] | None = None,
     ) -> None:
         """Write notices to the outbox (in the caller's transaction); the dispatcher is woken
-        once the transaction commits. ``event_of`` maps a notice's key to its event's id."""
+        once the transaction commits. ``event_of`` maps a notice's key to its event's id. A
+        notice with no addresses (a referral while no Inspectorate address is configured) is
+        written held (``notices.outbox_row``): ``referrals`` sends it once there is one."""
         if not rows:
             return
         now, domain, events = self.clock(), self.settings.mail_domain, event_of or {}

@@ -52,6 +52,12 @@ async def retry(core: Core, actor: Actor, notice_id: int | str) -> OutboxLine:
         row = await outbox.get_notice(s, nid)
         if row is None:
             raise UnknownNotice(f"#{nid}", extra="`outbox` lists the notices.")
+        if row.status == OutboxStatus.HELD:  # nobody to send it to yet
+            raise Conflict(
+                f"Notice #{nid} is held: it waits for an address (a referral while no Labour "
+                "Inspectorate address is configured).",
+                f"Configure the address; then `referral send {row.factory_id}` sends it.",
+            )
         if row.status in (OutboxStatus.SENT, OutboxStatus.CANCELLED, OutboxStatus.SENDING):
             raise Conflict(
                 f"Notice #{nid} is {row.status}; only waiting or dead notices are retried."

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from bot.policy import DESIGNATED_STATES, State
+from bot.vocabulary import NoticeMode
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,14 @@ class EventLine:
     notice: str
     supported: bool
     created_at: datetime
+    #: its number (``/pnc review`` knows a held event by it)
+    id: int = 0
+    #: why it was held for review (a ``HeldBecause`` value; None if not held, or not recorded)
+    held_because: str | None = None
+    #: a held event reviewed: released or dismissed, by whom, when, why
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = None
+    review_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,83 @@ class ApplicationLine:
     decided_on: date | None
     decision: str | None
     note: str | None
+
+
+@dataclass(frozen=True)
+class ReferralLine:
+    """A referral to the Labour Inspectorate, from its outbox row: when it was written and
+    sent, to whom, for which designation, and how its delivery stands."""
+
+    notice_id: int
+    #: the day of the designation it is of (None if the event is gone)
+    designated_on: date | None
+    #: the designation is still supported by the history
+    supported: bool
+    #: an ``OutboxStatus``: held (no address yet), pending, sending, sent, dead, cancelled
+    status: str
+    #: the addresses it went (or goes) to; none while held
+    addresses: tuple[str, ...]
+    language: str
+    attempts: int
+    written_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: Any, tz: tzinfo) -> ReferralLine:
+        """The line of a row of ``store.referrals.referral_log``, its times in ``tz``."""
+        return cls(
+            row.id,
+            row.designated_on,
+            row.designated_on is not None and row.unsupported_at is None,
+            row.status,
+            tuple(dict.fromkeys([*row.delivered_to, *row.addresses])),
+            row.language,
+            row.attempts,
+            row.created_at.astimezone(tz),
+            row.sent_at.astimezone(tz) if row.sent_at else None,
+            row.last_error,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "notice": self.notice_id,
+            "designated_on": _iso(self.designated_on),
+            "designation_supported": self.supported,
+            "status": self.status,
+            "delivered": self.status == "sent",
+            "addresses": list(self.addresses),
+            "language": self.language,
+            "attempts": self.attempts,
+            "written_at": self.written_at.isoformat(),
+            "sent_at": _iso(self.sent_at),
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True)
+class VisitLine:
+    """A visit of the Labour Inspectorate, and the improvement report answering it."""
+
+    visited_on: date
+    recorded_by: str
+    report: str | None
+    report_added_at: datetime | None
+    #: the factory's readmission waits for its report (a visit since the designation)
+    asks_report: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "visited_on": self.visited_on.isoformat(),
+            "recorded_by": self.recorded_by,
+            "report": self.report,
+            "report_added_at": _iso(self.report_added_at),
+            "asks_report": self.asks_report,
+        }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 @dataclass(frozen=True)
@@ -103,10 +189,20 @@ class StatusView:
     events: tuple[EventLine, ...] = field(default=())
     #: withdrawn assessments (kept for the record; only ``history`` loads them)
     withdrawn: tuple[AssessmentLine, ...] = ()
+    #: the referrals to the Labour Inspectorate and its visits, oldest first
+    referrals: tuple[ReferralLine, ...] = ()
+    visits: tuple[VisitLine, ...] = ()
+    #: the day of the current designation (None if not designated)
+    designated_on: date | None = None
 
     @property
     def covered(self) -> bool:
         return self.state != "not_covered"
+
+    @property
+    def held_for_review(self) -> tuple[EventLine, ...]:
+        """Its events held for staff review (``/pnc review``)."""
+        return tuple(e for e in self.events if e.notice == NoticeMode.HELD)
 
     def latest(self, n: int) -> list[AssessmentLine]:
         """The last ``n`` assessments, newest first."""
@@ -127,6 +223,8 @@ class StatusView:
             "assessments": [a.to_json() for a in self.assessments],
             "designation_basis": [a.id for a in self.basis],
             "subscribers": [{"buyer_id": b.id, "name": b.name} for b in self.subscribers],
+            "referrals": [r.to_json() for r in self.referrals],
+            "inspectorate_visits": [v.to_json() for v in self.visits],
             "open_application": next(
                 (
                     {
@@ -142,6 +240,16 @@ class StatusView:
                 ),
                 None,
             ),
+            "held_for_review": [
+                {
+                    "id": e.id,
+                    "kind": e.kind,
+                    "occurred_on": e.occurred_on.isoformat(),
+                    "held_because": e.held_because,
+                    "supported": e.supported,
+                }
+                for e in self.held_for_review
+            ],
         }
 
 

@@ -8,7 +8,7 @@ import dataclasses
 
 from bot import policy, validation
 from bot.countries import Country
-from bot.usecases import registry
+from bot.usecases import inspectorate, referrals, registry
 from bot.usecases.core import Core
 from bot.usecases.read_models import (
     ApplicationLine,
@@ -42,6 +42,8 @@ async def status(core: Core, factory_id: str) -> StatusView:
         applications = await history.readmissions(s, fid)
         events = await history.events(s, fid)
         buyers = await registry_rows.subscribers(s, fid)
+        referral_log = await referrals.log_of(core, s, fid)
+        visit_rows = await inspectorate.visits_of(s, fid)
     country = core.countries.country(found.country)
     evaluation = policy.evaluate(
         country.rules,
@@ -49,6 +51,7 @@ async def status(core: Core, factory_id: str) -> StatusView:
         [history.as_record(r) for r in rows],
         [history.as_readmission(r) for r in applications],
     )
+    designated_on = inspectorate.designated_on(evaluation)
     verdicts = {v.assessment.id: v for v in evaluation.verdicts}
     lines = {r.id: _line(r, verdicts[r.id], country) for r in rows if r.id is not None}
     return StatusView(
@@ -68,6 +71,9 @@ async def status(core: Core, factory_id: str) -> StatusView:
         assessments=tuple(lines[v.assessment.id] for v in evaluation.verdicts),
         basis=tuple(lines[a.id] for a in evaluation.basis),
         subscribers=tuple(BuyerLine(b.id, b.name) for b in buyers),
+        referrals=referral_log,
+        visits=inspectorate.visit_lines(visit_rows, designated_on),
+        designated_on=designated_on,
         applications=tuple(
             ApplicationLine(
                 a.id or 0,
@@ -84,7 +90,17 @@ async def status(core: Core, factory_id: str) -> StatusView:
         ),
         events=tuple(
             EventLine(
-                e.kind, e.occurred_on, e.key, e.notice, e.unsupported_at is None, e.created_at
+                e.kind,
+                e.occurred_on,
+                e.key,
+                e.notice,
+                e.unsupported_at is None,
+                e.created_at,
+                id=e.id or 0,
+                held_because=e.held_because,
+                reviewed_at=e.reviewed_at,
+                reviewed_by=e.reviewed_by,
+                review_note=e.review_note,
             )
             for e in events
         ),

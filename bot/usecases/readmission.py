@@ -4,19 +4,22 @@ A designated factory applies with evidence that it has resolved all its publicly
 issues, including their root causes, and copies of its improvement reports to the Labour
 Inspectorate; a programme manager may schedule an unannounced verification visit, then decides.
 Each step is a record in the history — the policy derives the state and the events from it —
-and each is one transaction with its notices and reminders.
+and each is one transaction with its notices and reminders. Each improvement report answers the
+oldest recorded visit of the Inspectorate still without one (``inspectorate``); an approval
+waits until every visit since the designation has its report.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from bot import policy, validation
-from bot.errors import InvalidDate, InvalidInput, StateConflict
+from bot.errors import AlreadyExists, InvalidDate, InvalidInput, StateConflict
 from bot.roles import Actor, Permission, RoleLevel
-from bot.usecases import access, follow_ups, registry
+from bot.usecases import access, follow_ups, inspectorate, registry
 from bot.usecases.core import Core
 from bot.usecases.reevaluation import Reevaluation, StateOutcome, reevaluate
 from bot.vocabulary import ApplicationSubject, Decision, NoticeMode, ReminderKind
@@ -29,6 +32,8 @@ APPLY = Permission("readmission apply", RoleLevel.ASSESSOR)
 SCHEDULE_VISIT = Permission("readmission unannounced", RoleLevel.MANAGER)
 APPROVE = Permission("readmission approve", RoleLevel.MANAGER)
 REJECT = Permission("readmission reject", RoleLevel.MANAGER)
+#: adding what the factory sent is an assessor's work, like the application itself
+REPORT = Permission("readmission report", RoleLevel.ASSESSOR)
 
 _URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f\x7f-\x9f]{3,2000}$")
 
@@ -85,12 +90,23 @@ async def apply(
         s.add(application)
         await s.flush()
         result = await _reevaluate(core, s, h, application)
+        since = inspectorate.designated_on(state)
+        answered = (
+            await inspectorate.answer_visits(core, s, actor, fid, since, report_links)
+            if since is not None and report_links
+            else []
+        )
         core.audit(
             s,
             actor,
             "readmission.apply",
             fid,
-            {"application": application.id, "evidence": evidence_links, "reports": report_links},
+            {
+                "application": application.id,
+                "evidence": evidence_links,
+                "reports": report_links,
+                "visits_answered": [v.visited_on.isoformat() for v in answered],
+            },
         )
     return StateOutcome.of(factory, result)
 
@@ -108,7 +124,7 @@ async def schedule_visit(core: Core, actor: Actor, factory_id: str, day: str) ->
         )
     async with core.db.transaction(write=True) as s:
         factory = await registry.existing_factory(s, fid, lock=True)
-        application, h = await _open_application(core, s, factory)
+        application, h, _ = await _open_application(core, s, factory)
         assert application.id is not None
         application.unannounced_on = visit
         s.add(application)
@@ -148,8 +164,10 @@ async def decide(
         )
     async with core.db.transaction(write=True) as s:
         factory = await registry.existing_factory(s, fid, lock=True)
-        application, h = await _open_application(core, s, factory)
+        application, h, state = await _open_application(core, s, factory)
         assert application.id is not None
+        if approve:
+            await _reports_complete(s, fid, state)
         application.decided_on = core.today()
         application.decision = Decision.APPROVED if approve else Decision.REJECTED
         application.decided_by, application.decision_note = actor.user_id, text
@@ -167,6 +185,72 @@ async def decide(
     return StateOutcome.of(factory, result)
 
 
+@dataclass(frozen=True)
+class ReportAdded:
+    """An improvement report added to an open application, and the visit it answers."""
+
+    factory_id: str
+    link: str
+    #: the day of the visit it answers (None if no recorded visit was waiting for one)
+    answers: date | None
+    #: the days of the visits still without a report
+    waiting: tuple[date, ...]
+
+
+async def add_report(core: Core, actor: Actor, factory_id: str, link: str) -> ReportAdded:
+    """Add an improvement report to the open application; it answers the oldest visit of the
+    Inspectorate since the designation still without a report."""
+    await access.require(core, actor, REPORT)
+    fid = validation.identifier(factory_id, "factory id")
+    (url,) = urls([link], "Inspectorate improvement report")
+    async with core.db.transaction(write=True) as s:
+        factory = await registry.existing_factory(s, fid, lock=True)
+        application, _, state = await _open_application(core, s, factory)
+        since = inspectorate.designated_on(state)
+        waiting = await inspectorate.unanswered(s, fid, since)
+        if not waiting and url in application.inspectorate_reports:
+            raise AlreadyExists(
+                f"The application of `{fid}` already has this improvement report.",
+                "No recorded visit of the Labour Inspectorate waits for a report.",
+            )
+        if url not in application.inspectorate_reports:
+            application.inspectorate_reports = [*application.inspectorate_reports, url]
+            s.add(application)
+        answered = (
+            await inspectorate.answer_visits(core, s, actor, fid, since, [url])
+            if since is not None
+            else []
+        )
+        answers = answered[0].visited_on if answered else None
+        core.audit(
+            s,
+            actor,
+            "readmission.report",
+            fid,
+            {
+                "application": application.id,
+                "report": url,
+                "answers": answers.isoformat() if answers else None,
+            },
+        )
+    return ReportAdded(fid, url, answers, tuple(waiting[1:] if answers else waiting))
+
+
+async def _reports_complete(s: Session, fid: str, state: policy.Evaluation) -> None:
+    """Refuse an approval while a visit of the Inspectorate since the designation has no
+    improvement report."""
+    waiting = await inspectorate.unanswered(s, fid, inspectorate.designated_on(state))
+    if not waiting:
+        return
+    days = ", ".join(d.isoformat() for d in waiting)
+    visits = "visit" if len(waiting) == 1 else "visits"
+    raise StateConflict(
+        f"`{fid}` has no improvement report for the Labour Inspectorate's {visits} of {days}; "
+        "readmission needs one for each visit.",
+        f"Add each report the factory sent with `readmission report {fid} <link>`, then approve.",
+    )
+
+
 async def _history(core: Core, s: Session, factory: Factory) -> tuple[Histories, policy.Evaluation]:
     """The factory's history (read once per use case) and what it means."""
     h = await history.load_histories(s, [factory.id], {factory.id: factory})
@@ -182,7 +266,7 @@ async def _history(core: Core, s: Session, factory: Factory) -> tuple[Histories,
 
 async def _open_application(
     core: Core, s: Session, factory: Factory
-) -> tuple[Readmission, Histories]:
+) -> tuple[Readmission, Histories, policy.Evaluation]:
     h, state = await _history(core, s, factory)
     if state.open_application is None:
         raise StateConflict(
@@ -191,7 +275,7 @@ async def _open_application(
         )
     application = await history.get_application(s, state.open_application.id)
     assert application is not None
-    return application, h
+    return application, h, state
 
 
 async def _reevaluate(

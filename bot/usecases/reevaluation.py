@@ -11,9 +11,10 @@ transaction. The steps:
 2. **plan** (pure, given what people were told): the event rows to write, the events to
    notify, those to mark unsupported or supported again, the snapshots to rewrite;
 3. **record** the plan;
-4. **notify**: the outbox rows of the events due, and a "history changed" alert where notified
-   events lost their support — the bot never sends contradicting notices on its own, so new
-   events are then held for staff review;
+4. **notify** (``notify``): the outbox rows of the events due, and a "history changed" alert
+   where notified events lost their support — the bot never sends contradicting notices on its
+   own, so new events are then held for staff review (``review`` releases or dismisses them),
+   with why (``HeldBecause``) and what people had been told;
 5. **follow up**: what a designation or an application leaves to do (``follow_ups``).
 """
 
@@ -32,7 +33,7 @@ from bot.policy import Evaluation, Event, EventChanges, EventKind
 from bot.usecases import access, follow_ups
 from bot.usecases.core import Core
 from bot.usecases.follow_ups import Ended, Followed
-from bot.vocabulary import NoticeKind, NoticeMode
+from bot.vocabulary import HeldBecause, NoticeKind, NoticeMode
 from store import history, outbox, registry
 from store.db import Session
 from store.history import Histories, RecordedEvent
@@ -81,6 +82,7 @@ async def reevaluate(
     histories: Histories | None = None,
     *,
     alerts: bool = True,
+    held_because: HeldBecause | None = None,
 ) -> dict[str, Reevaluation]:
     """Re-derive the factories' events from their histories and record what changed.
 
@@ -90,7 +92,9 @@ async def reevaluate(
     and the new events are held for their review. An event the history supports again, of
     which nobody was told, is planned afresh like a new one. ``histories`` may be given by a
     caller that already holds them (a bulk import). With ``alerts=False`` the caller reports
-    changed histories itself (the results name the contradicted events).
+    changed histories itself (the results name the contradicted events). ``held_because`` says
+    why a caller holds new events (``mode`` ``HELD``); events held because the history changed
+    under notified ones say so themselves.
     """
     now = core.clock()
     h = histories or await history.load_histories(s, factory_ids)
@@ -108,7 +112,7 @@ async def reevaluate(
     # events supported again: told ones stand as they are; the others are planned afresh
     told_back = await outbox.told_events(s, back) if back else set()
     ids = await history.reserve_event_ids(s, sum(len(d.changes.new) for d in derived))
-    plan = Plan(mode, now, h, told, told_back, iter(ids))
+    plan = Plan(mode, now, h, told, told_back, iter(ids), held_because)
     for d in derived:
         plan.add(d, alerts=alerts)
     await _record(s, plan, now)
@@ -122,9 +126,9 @@ async def reevaluate(
             change.factory_id,
             {"unsupported": list(change.contradicted), "held": change.held},
         )
-    parties = await _notify(core, s, plan, h)
+    notified = await notify(core, s, plan.due, plan.payloads, h, plan.changed)
     await follow_ups.end(core, s, plan.ended)
-    await follow_ups.begin(core, s, [*plan.due, *plan.resumed], plan.back, parties)
+    await follow_ups.begin(core, s, [*plan.due, *plan.resumed], plan.back, notified.parties)
     return plan.results
 
 
@@ -170,6 +174,8 @@ class HistoryChanged(NamedTuple):
     contradicted: tuple[str, ...]
     #: the keys of its new events, held for staff review
     held: tuple[str, ...]
+    #: their ids: the numbers ``/pnc review`` knows them by
+    numbers: tuple[int, ...] = ()
 
 
 @dataclass
@@ -184,6 +190,8 @@ class Plan:
     told: set[int]
     told_back: set[int]
     ids: Iterator[int]
+    #: why the caller holds new events (when ``mode`` is ``HELD``)
+    held_because: HeldBecause | None = None
     #: event rows to insert, and rows of events supported again to rewrite
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     replanned: list[dict[str, Any]] = field(default_factory=list)
@@ -200,6 +208,11 @@ class Plan:
     results: dict[str, Reevaluation] = field(default_factory=dict)
 
     @property
+    def payloads(self) -> dict[int, dict[str, Any]]:
+        """What the notices of the events written now will say, by event id."""
+        return {r["id"]: r["payload"] for r in (*self.new_rows, *self.replanned)}
+
+    @property
     def back(self) -> set[int]:
         """The ids of events supported again, notified now or before."""
         return {r["id"] for r in self.replanned} | {f.event_id for f in self.resumed}
@@ -211,10 +224,13 @@ class Plan:
             for k in changes.unsupported
             if known[k].notice == NoticeMode.DUE and known[k].id in self.told
         )
-        mode = NoticeMode.HELD if contradicted and self.mode == NoticeMode.DUE else self.mode
+        mode, why = self.mode, self.held_because
+        if contradicted and self.mode == NoticeMode.DUE:
+            mode, why = NoticeMode.HELD, HeldBecause.HISTORY_CHANGED
+        held = _held(mode, why, contradicted)
         by_id = {a.id: a for a in self.h.assessments.get(fid, [])}
-        for event in changes.new:
-            event_id = next(self.ids)
+        numbers = [next(self.ids) for _ in changes.new]
+        for event, event_id in zip(changes.new, numbers, strict=True):
             self.new_rows.append(
                 {
                     "id": event_id,
@@ -229,11 +245,12 @@ class Plan:
                     "notified_at": self.now if mode == NoticeMode.DUE else None,
                     "created_at": self.now,
                     "unsupported_at": None,
+                    **held,
                 }
             )
             if mode == NoticeMode.DUE:
                 self.due.append(Followed(event_id, event, fid))
-        again = self._restored(d, mode, by_id)
+        again = self._restored(d, mode, by_id, held)
         self.ended += [
             Ended(known[k].id, known[k].kind, known[k].application_id, fid, evaluation.designated)
             for k in changes.unsupported
@@ -246,12 +263,17 @@ class Plan:
                 {"id": fid, "state": evaluation.state.value, "streak": evaluation.streak}
             )
         if contradicted and alerts:
-            held = tuple(e.key for e in (*changes.new, *again))
-            self.changed.append(HistoryChanged(fid, contradicted, held))
+            keys = tuple(e.key for e in (*changes.new, *again))
+            numbers += [known[e.key].id for e in again]
+            self.changed.append(HistoryChanged(fid, contradicted, keys, tuple(numbers)))
         self.results[fid] = Reevaluation(evaluation, changes.new + again, contradicted)
 
     def _restored(
-        self, d: Derived, mode: NoticeMode, by_id: dict[int, policy.AssessmentRecord]
+        self,
+        d: Derived,
+        mode: NoticeMode,
+        by_id: dict[int, policy.AssessmentRecord],
+        held: dict[str, Any],
     ) -> tuple[Event, ...]:
         """Events supported again: those notified stand (what they left to do resumes); the
         others are planned afresh, like new ones. Returns the latter."""
@@ -274,11 +296,19 @@ class Plan:
                     "payload": payload(event, by_id, d.evaluation),
                     "notice": mode,
                     "notified_at": self.now if mode == NoticeMode.DUE else None,
+                    **held,
                 }
             )
             if mode == NoticeMode.DUE:
                 self.due.append(Followed(event_id, event, d.factory_id))
         return again
+
+
+def _held(mode: NoticeMode, why: HeldBecause | None, told: tuple[str, ...]) -> dict[str, Any]:
+    """Why an event written with ``mode`` waits for review, and what people were told then."""
+    if mode != NoticeMode.HELD:
+        return {"held_because": None, "held_told": []}
+    return {"held_because": why.value if why else None, "held_told": list(told)}
 
 
 def payload(
@@ -326,45 +356,62 @@ async def _record(s: Session, plan: Plan, now: datetime) -> None:
 # --- 4. notify --------------------------------------------------------------------------------
 
 
-async def _notify(
-    core: Core, s: Session, plan: Plan, h: Histories
-) -> dict[str, tuple[notices.Party, date | None]]:
-    """The outbox rows of the events due, and the staff alerts of changed histories; returns
-    the factories as recipients."""
-    if not plan.due and not plan.changed:
-        return {}
-    by_id = {r["id"]: r for r in (*plan.new_rows, *plan.replanned)}
-    wanted = sorted({f.factory_id for f in plan.due} | {c.factory_id for c in plan.changed})
+class Notified(NamedTuple):
+    """What ``notify`` wrote: the factories as recipients (with their cycle ends, which the
+    follow-ups read again), the notices, and what could not be planned (also logged)."""
+
+    parties: dict[str, tuple[notices.Party, date | None]]
+    notices: list[notices.Notice]
+    warnings: list[str]
+
+
+async def notify(
+    core: Core,
+    s: Session,
+    due: Sequence[Followed],
+    payloads: Mapping[int, dict[str, Any]],
+    h: Histories,
+    changed: Sequence[HistoryChanged] = (),
+) -> Notified:
+    """Write the outbox rows of the events ``due`` (their notices saying ``payloads[event id]``)
+    and the staff alerts of ``changed`` histories, in the caller's transaction. Re-evaluation
+    calls it for the events it plans; a staff review, for a held event it releases."""
+    if not due and not changed:
+        return Notified({}, [], [])
+    wanted = sorted({f.factory_id for f in due} | {c.factory_id for c in changed})
     parties = await registry.factory_parties(s, wanted, h.factories)
     buyers = await registry.subscriber_parties(s, wanted)
     managers = await access.managers(core, s)
     rows: list[notices.Notice] = []
+    warned: list[str] = []
     event_of: dict[str, int] = {}
-    for due in plan.due:
-        party, cycle_end = parties[due.factory_id]
-        facts = by_id[due.event_id]["payload"]
-        if due.event.application_id is not None:
-            facts = {**facts, **await _application_facts(s, due.event.application_id)}
+    for f in due:
+        party, cycle_end = parties[f.factory_id]
+        facts = payloads[f.event_id]
+        if f.event.application_id is not None:
+            facts = {**facts, **await _application_facts(s, f.event.application_id)}
         planned, warnings = notices.plan(
-            due.event.key,
-            due.event.kind.value,
+            f.event.key,
+            f.event.kind.value,
             facts,
             party,
-            core.countries.country(h.countries[due.factory_id]),
-            buyers.get(due.factory_id, []),
+            core.countries.country(h.countries[f.factory_id]),
+            buyers.get(f.factory_id, []),
             cycle_end,
             managers,
         )
         for warning in warnings:
-            log.warning("%s: %s", due.event.key, warning)
+            log.warning("%s: %s", f.event.key, warning)
+        warned += warnings
         rows += planned
-        event_of.update({n.key: due.event_id for n in planned})
-    for change in plan.changed:
+        event_of.update({n.key: f.event_id for n in planned})
+    written = list(rows)
+    for change in changed:
         alert = history_changed_alert(core, change, parties[change.factory_id][0], h)
         if alert is not None:
             rows.append(alert)
     await core.enqueue(s, rows, event_of)
-    return parties
+    return Notified(parties, written, warned)
 
 
 def history_changed_alert(
@@ -381,6 +428,7 @@ def history_changed_alert(
             "factory": {"id": fid, "name": factory.name},
             "unsupported": list(change.contradicted),
             "held": list(change.held),
+            "numbers": list(change.numbers),
         },
         factory_id=fid,
     )

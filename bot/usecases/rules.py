@@ -12,7 +12,7 @@ from typing import Any
 from bot import notices, policy
 from bot.usecases.core import Core
 from bot.usecases.reevaluation import Reevaluation, reevaluate
-from bot.vocabulary import NoticeKind, NoticeMode
+from bot.vocabulary import HeldBecause, NoticeKind, NoticeMode
 from store import registry
 from store.bulk import chunks
 from store.rules import fingerprints, set_fingerprints
@@ -26,16 +26,18 @@ _REEVALUATED_AT_ONCE = 1000
 
 
 def fingerprint(rules: policy.Rules) -> str:
-    """What a country's rules are, as a short stable digest."""
-    text = "|".join(
-        (
-            str(rules.pnc_enabled),
-            rules.public_reporting_since.isoformat(),
-            str(rules.threshold),
-            str(rules.consecutive),
-        )
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    """What a country's rules are, as a short stable digest. The counted assessment kinds are
+    part of it only when they are not the default, so that a country left at the default keeps
+    the digest it had before kinds could be set (an upgrade re-evaluates nothing)."""
+    parts = [
+        str(rules.pnc_enabled),
+        rules.public_reporting_since.isoformat(),
+        str(rules.threshold),
+        str(rules.consecutive),
+    ]
+    if rules.counted_kinds != policy.COUNTED_KINDS:
+        parts.append("kinds=" + ",".join(sorted(rules.counted_kinds)))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 async def refresh(core: Core) -> dict[str, int]:
@@ -44,7 +46,8 @@ async def refresh(core: Core) -> dict[str, int]:
     The factories of each country whose rules differ from those recorded in the database are
     re-evaluated: their state and streak follow the new rules (the at-risk list, agendas, the
     cycle-end reminder). Events the new rules give rise to are recorded but held for staff
-    review — nobody is notified of a rules change on its own — and the undelivered notices of
+    review (``HeldBecause.RULES_CHANGED``; ``/pnc review`` releases or dismisses them) — nobody
+    is notified of a rules change on its own — and the undelivered notices of
     events they no longer support are cancelled; staff get one alert per country summarising
     it. The new fingerprints are written in the same transaction. Returns country → factories
     re-evaluated, for the countries that have any.
@@ -59,7 +62,9 @@ async def refresh(core: Core) -> dict[str, int]:
         facts = await registry.factory_facts(s, ids, lock=True)
         results: dict[str, Reevaluation] = {}
         for part in chunks(ids, _REEVALUATED_AT_ONCE):
-            results |= await reevaluate(core, s, part, NoticeMode.HELD, alerts=False)
+            results |= await reevaluate(
+                core, s, part, NoticeMode.HELD, alerts=False, held_because=HeldBecause.RULES_CHANGED
+            )
         done: dict[str, int] = {}
         for code in changed:
             mine = [fid for fid in ids if facts[fid].country == code]

@@ -41,6 +41,14 @@ def test_the_demo_tells_the_whole_story_and_leaves_only_its_emails(tmp_path: Pat
         "0 waiting, 0 retrying, 0 dead",
     ):
         assert moment in out, moment
+    # Cambodia enabled part-way through: held for review, then one event released
+    held = out.index("*Rules changed — review needed*: Cambodia")
+    listed = out.index("you › /pnc review\n", held)
+    released = re.search(r"you › /pnc review release (\d+)\n", out[listed:])
+    assert released is not None and f"*#{released[1]}* `KH-2001`" in out[listed:]
+    after = out[listed + released.end() :]
+    assert after.startswith(f"\nReleased #{released[1]}: the designation")
+    assert "inspection@mlvt.example.gov.kh" in after and "*Urgent*" in after
     assert "Traceback" not in result.stderr and "secret" not in out + result.stderr
     # the reminder of the visit comes the day before the visit, as its text says
     found = re.search(r"visit tomorrow\*, (\d{4}-\d{2}-\d{2})", out)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -25,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, text
 
 from bot import mail
+from bot.countries import load_config
 from bot.dispatcher import Dispatcher
 from bot.errors import ImportRejected, PermissionDenied
 from bot.roles import Actor, RoleLevel
@@ -35,7 +38,7 @@ from bot.usecases.core import Core
 from handlers import commands
 from handlers.commands import parse
 from store.db import Database
-from store.models import AuditEntry, OutboxMessage
+from store.models import AuditEntry, OutboxMessage, PncEvent
 from tests.conftest import EXAMPLES
 from tests.e2e.conftest import BOT_TOKEN, FakeSlack, Reply, SlackClient
 from tests.e2e.test_cli import PNC_BOT, environment
@@ -160,6 +163,12 @@ ACTIONS: dict[str, str] = {
     "outbox retry": "outbox retry {notice}",
     "role grant": "role grant <@U0NEW|new> viewer",
     "role revoke": "role revoke <@U0OTHER>",
+    "review": "review",
+    "review release": "review release {event}",
+    "review dismiss": "review dismiss {event} the warning was withdrawn",
+    "inspectorate visit": "inspectorate visit VN-1001 2026-11-01",
+    "readmission report": "readmission report VN-1001 https://drive.example/report",
+    "referral send": "referral send VN-1002",
 }
 
 
@@ -167,13 +176,25 @@ def test_the_matrix_covers_every_action() -> None:
     assert set(ACTIONS) == set(PERMISSIONS)
     for action, line in ACTIONS.items():
         if action != "import":
-            assert parse(line.format(notice=1)).action == action, line
+            assert parse(line.format(notice=1, event=1)).action == action, line
 
 
 async def prepare(action: str, core: Core, chief: Actor) -> dict[str, Any]:
     """What the action needs to find, so that the first person allowed succeeds."""
-    if action in ("readmission unannounced", "readmission approve", "readmission reject"):
+    if action in (
+        "readmission unannounced",
+        "readmission approve",
+        "readmission reject",
+        "readmission report",
+    ):
         await readmission.apply(core, chief, "VN-1001", ["https://drive.example/e"])
+    elif action in ("review release", "review dismiss"):
+        return {"event": await held_event(core, chief)}
+    elif action == "referral send":  # VN-1002 designated while no address was configured
+        unaddressed = core.settings.model_copy(update={"inspectorate_email": None})
+        before = dataclasses.replace(core, config=load_config(unaddressed))
+        for day in ("2026-11-02", "2026-11-10"):
+            await assessments.record(before, chief, "VN-1002", day, FAIL4)
     elif action == "calls remove":
         await calls.add(core, chief, "2030-02-10")
     elif action == "role revoke":
@@ -185,6 +206,19 @@ async def prepare(action: str, core: Core, chief: Actor) -> dict[str, Any]:
             ids = (await s.exec(select(OutboxMessage.id))).scalars().all()  # type: ignore[call-overload]
         return {"notice": min(ids)}
     return {}
+
+
+async def held_event(core: Core, chief: Actor) -> int:
+    """An event held for review: VN-1002's second warning is told (its emails delivered), then
+    the assessment behind it is corrected — what the corrected history gives rise to waits."""
+    await assessments.record(core, chief, "VN-1002", "2026-11-02", FAIL4)
+    dispatcher = Dispatcher.for_core(core, [FileTransport(Path(tempfile.mkdtemp()))])
+    while await dispatcher.run_once():
+        pass
+    await assessments.amend(core, chief, "VN-1002", "2026-11-02", "typo", nc_issues="none")
+    async with core.db.transaction() as s:
+        held = select(PncEvent.id).where(PncEvent.notice == "held")  # type: ignore[arg-type]
+        return int((await s.exec(held)).scalars().one())  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("action", sorted(PERMISSIONS))

@@ -360,7 +360,7 @@ def test_wording_differs_by_recipient(kind: str, language: str) -> None:
 
 def test_referral_lists_each_assessment_of_the_basis_and_asks_for_priority_and_scope() -> None:
     notice = email_notice("inspectorate_referral", "inspectorate")
-    assert notice.language == "en"
+    assert notice.language == "vi"  # Viet Nam's inspectorate_language; the English part below
     subject, text, markup = mail.render("inspectorate_referral", ["en"], notice.payload)
     assert FACTORY.name in subject and FACTORY.id in subject
     lines = text.splitlines()
@@ -400,10 +400,13 @@ def test_a_vietnamese_factory_reads_vietnamese_first_then_english() -> None:
             assert issue_name(code, "en") in english
 
 
-def test_buyers_and_the_inspectorate_get_english_only() -> None:
+def test_buyers_get_english_only_and_viet_nams_inspectorate_vietnamese_with_english_below() -> None:
     for notice in plan("pnc_designated"):
-        if notice.channel == "email" and notice.recipient_type != "factory":
+        if notice.channel == "email" and notice.recipient_type == "buyer":
             assert mail.languages_for(row_for(notice)) == ["en"]
+        if notice.channel == "email" and notice.recipient_type == "inspectorate":
+            # issue #12: each country sets inspectorate_language; Viet Nam's is Vietnamese
+            assert mail.languages_for(row_for(notice)) == ["vi", "en"]
 
 
 # --- escaping and leftovers ---------------------------------------------------------------------

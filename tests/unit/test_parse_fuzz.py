@@ -279,6 +279,14 @@ def well_formed(
         "outbox retry": _words("outbox retry", st.sampled_from(["1", "2", "0", "-1", "x", "10"])),
         "role grant": _words("role grant", user, role),
         "role revoke": _words("role revoke", user),
+        "review": _words("review"),
+        "review release": _words(
+            "review release", st.sampled_from(["1", "#2", "0", "-1", "x", "10"])
+        ),
+        "review dismiss": _words("review dismiss", st.sampled_from(["1", "#2", "x"]), reason),
+        "inspectorate visit": _words("inspectorate visit", fid, iso),
+        "readmission report": _words("readmission report", fid, link),
+        "referral send": _words("referral send", fid),
     }
     assert set(texts) == set(PERMISSIONS) - {"import"}
     return st.sampled_from(sorted(texts)).flatmap(

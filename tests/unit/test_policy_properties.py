@@ -1,9 +1,10 @@
 """Properties of ``bot.policy.evaluate`` checked against a small reference model.
 
 The model is written from SPEC §2 alone and shares no code with the policy: over the counted
-assessments (covered country, on or after the public-reporting date, in date order) it writes 'F'
-for a failing assessment (count >= threshold) and 'P' otherwise. The factory is designated at the
-first place where 'F' * consecutive occurs; otherwise the streak is the number of trailing 'F's.
+assessments (covered country, of a kind the country counts, on or after the public-reporting
+date, in date order) it writes 'F' for a failing assessment (count >= threshold) and 'P'
+otherwise. The factory is designated at the first place where 'F' * consecutive occurs;
+otherwise the streak is the number of trailing 'F's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from bot.policy import AssessmentRecord, ReadmissionRecord, Rules, evaluate
 
 FACTORY = "VN-0042"
 CODES = tuple(f"CO-{i:02d}" for i in range(1, 9))
+#: every assessment kind, and those the framework counts unless a country says otherwise
+KINDS = ("regular", "unannounced", "advisory", "verification")
+PUBLICLY_REPORTED = frozenset({"regular", "unannounced"})
 EARLIEST = date(2010, 1, 1)
 LATEST = date(2026, 11, 1)
 
@@ -44,7 +48,11 @@ def model(rules: Rules, assessments: list[AssessmentRecord]) -> Expected:
     if not rules.pnc_enabled:
         return Expected("not_covered", 0, 0, 0, (), "")
     counted = sorted(
-        (a for a in assessments if a.assessed_on >= rules.public_reporting_since),
+        (
+            a
+            for a in assessments
+            if a.assessed_on >= rules.public_reporting_since and a.kind in rules.counted_kinds
+        ),
         key=lambda a: a.assessed_on,
     )
     letters = "".join("F" if len(a.nc_issues) >= rules.threshold else "P" for a in counted)
@@ -90,7 +98,8 @@ def histories(
     dates = draw(st.lists(st.dates(EARLIEST, LATEST), unique=True, max_size=max_size))
     offset = draw(st.integers(0, 10_000))
     ids = draw(st.permutations(range(offset + 1, offset + len(dates) + 1)))
-    kinds = st.sampled_from(["regular", "unannounced"])
+    # mostly assessments subject to public reporting, with advisory and verification visits
+    kinds = st.sampled_from([*KINDS[:2], *KINDS[:2], *KINDS])
     issues = (
         issue_sets(min_count=6) | issue_sets(min_count=6) | issue_sets()
         if troubled
@@ -102,15 +111,21 @@ def histories(
 
 
 def rules_strategy(
-    *, covered: bool = False, consecutive: st.SearchStrategy[int] | None = None
+    *,
+    covered: bool = False,
+    consecutive: st.SearchStrategy[int] | None = None,
+    counted: st.SearchStrategy[frozenset[str]] | None = None,
 ) -> st.SearchStrategy[Rules]:
-    """Any rules with threshold 1..6 and consecutive 1..5 (``covered``: framework applies)."""
+    """Any rules with threshold 1..6, consecutive 1..5 and counted kinds the framework's or any
+    others (``covered``: framework applies)."""
+    any_kinds = st.sets(st.sampled_from(KINDS), min_size=1).map(frozenset)
     return st.builds(
         Rules,
         pnc_enabled=st.just(True) if covered else st.sampled_from([True, True, True, True, False]),
         public_reporting_since=st.just(date(2017, 7, 1)) | st.dates(EARLIEST, LATEST),
         threshold=st.integers(1, 6),
         consecutive=st.integers(1, 5) if consecutive is None else consecutive,
+        counted_kinds=(st.just(PUBLICLY_REPORTED) | any_kinds) if counted is None else counted,
     )
 
 
@@ -195,8 +210,13 @@ def test_streak_never_exceeds_consecutive(rules, history):
 
 @PROPERTY
 @given(
-    # with consecutive 1 every failing assessment designates, so the premise never holds
-    rules=rules_strategy(covered=True, consecutive=st.integers(2, 5)),
+    # with consecutive 1 every failing assessment designates, so the premise never holds; the
+    # regular assessments added below count
+    rules=rules_strategy(
+        covered=True,
+        consecutive=st.integers(2, 5),
+        counted=st.sets(st.sampled_from(KINDS)).map(lambda k: frozenset({"regular", *k})),
+    ),
     assessments=histories(max_size=8, troubled=False),
     data=st.data(),
 )
@@ -246,3 +266,26 @@ def test_event_keys_are_unique(rules, history):
     event(f"readmission events={any(e.application_id for e in ev.events)}")
     keys = [e.key for e in ev.events]
     assert len(keys) == len(set(keys))
+
+
+@PROPERTY
+@given(rules=rules_strategy(), history=histories_with_readmissions())
+def test_an_assessment_of_a_kind_not_counted_changes_nothing_but_is_shown(rules, history):
+    assessments, readmissions = history
+    others = [a for a in assessments if a.kind not in rules.counted_kinds]
+    event(f"kinds not counted in the history={bool(others)}")
+    ev = evaluate(rules, FACTORY, assessments, readmissions)
+    without = evaluate(
+        rules, FACTORY, [a for a in assessments if a.kind in rules.counted_kinds], readmissions
+    )
+    assert (ev.state, ev.streak, ev.events, ev.basis) == (
+        without.state,
+        without.streak,
+        without.events,
+        without.basis,
+    )
+    assert len(ev.verdicts) == len(assessments)  # recorded and shown
+    for verdict in ev.verdicts:
+        if verdict.assessment.kind not in rules.counted_kinds:
+            assert not verdict.counted
+            assert verdict.not_counted == "kind_not_counted"

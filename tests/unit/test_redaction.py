@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 import pytest
 import typer
 
-from bot import cli, redaction
+from bot import cli_run, redaction
 from bot.settings import Settings
 from store.db import Database
 
@@ -206,7 +206,7 @@ def test_the_clis_database_error_scrubs_the_drivers_text(
         raise OSError("no route to postgresql://pnc:hunter2-a@db/pnc (hunter2-b, hunter2%2Db)")
 
     with pytest.raises(typer.Exit):
-        cli._run(work)
+        cli_run.run(work)
     err = capsys.readouterr().err
     assert "hunter2" not in err, err
     assert err == (
