@@ -23,9 +23,11 @@ from bot.errors import (
 from bot.render import render_slack, render_text
 from bot.usecases import assessments, inspectorate, reading, readmission
 from bot.usecases.core import Core
+from bot.vocabulary import NoticeKind
+from scheduler.reminders import ReminderRunner
 from store import registry as registry_rows
-from store.models import AuditEntry, InspectorateVisit, Readmission
-from tests.conftest import ASSESSOR, MANAGER, VIEWER
+from store.models import AuditEntry, InspectorateVisit, OutboxMessage, Readmission
+from tests.conftest import ASSESSOR, MANAGER, VIEWER, FrozenClock
 from tests.integration.helpers import FAIL4
 
 DAYS = ("2024-01-10", "2025-01-10", "2026-01-10")
@@ -200,3 +202,26 @@ async def test_a_rejection_does_not_wait_for_reports(core: Core, registered: Non
     await readmission.apply(core, ASSESSOR, "VN-1", [EVIDENCE])
     outcome = await readmission.decide(core, MANAGER, "VN-1", False, "reports missing")
     assert outcome.state == "pnc"
+
+
+async def test_the_review_reminder_names_each_visit_and_whether_its_report_came(
+    core: Core, registered: None, clock: FrozenClock
+) -> None:
+    await designate(core)
+    await readmission.apply(core, ASSESSOR, "VN-1", [EVIDENCE])
+    await inspectorate.record_visit(core, ASSESSOR, "VN-1", "2026-11-10")
+    await readmission.add_report(core, ASSESSOR, "VN-1", REPORT_1)
+    await inspectorate.record_visit(core, ASSESSOR, "VN-1", "2026-11-18")
+    clock.advance(days=core.settings.readmission_reminder_days)
+    await ReminderRunner(core).run_due()
+    async with core.db.transaction() as s:
+        reminder = select(OutboxMessage).where(
+            OutboxMessage.kind == NoticeKind.READMISSION_REVIEW_REMINDER
+        )
+        (alert,) = (await s.exec(reminder)).all()
+    assert alert.payload["visits"] == [
+        {"visited_on": "2026-11-10", "report": REPORT_1},
+        {"visited_on": "2026-11-18", "report": None},
+    ]
+    text = render_slack(f"slack/alerts/{alert.kind}.txt", **alert.payload)
+    assert "2026-11-18" in text and "2026-11-10" in text
