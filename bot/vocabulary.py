@@ -43,6 +43,13 @@ class ReminderKind(StrEnum):
     UNANNOUNCED_VISIT = "unannounced_visit"
     STAKEHOLDER_MEETING = "stakeholder_meeting"
     CYCLE_END = "cycle_end"
+    #: a zero-tolerance case's deadlines: the authorities open an investigation (48 h), then
+    #: agree an action plan (72 h)
+    ZTP_INVESTIGATION = "ztp_investigation"
+    ZTP_ACTION_PLAN = "ztp_action_plan"
+    #: Progress Report One: the factory reminded before it is due, staff told once it is late
+    PROGRESS_DUE = "progress_due"
+    PROGRESS_OVERDUE = "progress_overdue"
 
 
 class NoticeMode(StrEnum):
@@ -79,6 +86,8 @@ class Recipient(StrEnum):
     BUYER = "buyer"
     INSPECTORATE = "inspectorate"
     STAFF = "staff"
+    #: the authorities a zero-tolerance case is escalated to
+    AUTHORITY = "authority"
 
 
 class NoticeKind(StrEnum):
@@ -106,6 +115,14 @@ class NoticeKind(StrEnum):
     UNANNOUNCED_VISIT_REMINDER = "unannounced_visit_reminder"
     STAKEHOLDER_MEETING_REMINDER = "stakeholder_meeting_reminder"
     CYCLE_END_NOTICE = "cycle_end_notice"
+    # zero-tolerance cases: the staff alert (urgent), the email to the authorities, the
+    # reminders of their deadlines
+    ZTP_OPENED = "ztp_opened"
+    ZTP_REFERRAL = "ztp_referral"
+    ZTP_DEADLINE = "ztp_deadline"
+    # Progress Report One: the factory's reminder, the staff alert once it is overdue
+    PROGRESS_REPORT_REMINDER = "progress_report_reminder"
+    PROGRESS_REPORT_OVERDUE = "progress_report_overdue"
 
 
 class Decision(StrEnum):
@@ -117,6 +134,15 @@ class Decision(StrEnum):
 
 class FollowUpKind(StrEnum):
     STAKEHOLDER_MEETING = "stakeholder_meeting"
+
+
+class ZtpStatus(StrEnum):
+    """Where a zero-tolerance case stands (``ztp_case.status``)."""
+
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    ACTION_PLAN = "action_plan"
+    CLOSED = "closed"
 
 
 class AuditOutcome(StrEnum):
@@ -174,7 +200,34 @@ class CycleEndSubject:
         return f"factory:{factory_id}:"
 
 
-Subject = CallSubject | ApplicationSubject | FollowUpSubject | CycleEndSubject
+@dataclass(frozen=True)
+class ZtpSubject:
+    """A zero-tolerance case (its deadlines)."""
+
+    case_id: int
+
+    def __str__(self) -> str:
+        return f"ztp:{self.case_id}"
+
+
+@dataclass(frozen=True)
+class AssessmentSubject:
+    """An assessment (its Progress Report One)."""
+
+    assessment_id: int
+
+    def __str__(self) -> str:
+        return f"assessment:{self.assessment_id}"
+
+
+Subject = (
+    CallSubject
+    | ApplicationSubject
+    | FollowUpSubject
+    | CycleEndSubject
+    | ZtpSubject
+    | AssessmentSubject
+)
 
 
 def parse_subject(text: str) -> Subject:
@@ -187,6 +240,10 @@ def parse_subject(text: str) -> Subject:
             return ApplicationSubject(int(rest))
         case "follow_up":
             return FollowUpSubject(int(rest))
+        case "ztp":
+            return ZtpSubject(int(rest))
+        case "assessment":
+            return AssessmentSubject(int(rest))
         case "factory":
             factory_id, _, day = rest.rpartition(":")
             if factory_id:

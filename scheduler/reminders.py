@@ -19,6 +19,10 @@ with the last error and staff are alerted once, to follow it up by hand. One-off
 buyer call's agenda, a visit, a cycle's end) are retried the same way: what fails them is as
 likely to pass. A reminder the runner cannot read at all (an unknown kind, a malformed subject)
 is marked ``failed`` at once: no retry will fix it.
+
+What each kind does is its handler's: the workflow's in ``scheduler/workflow.py`` (a new kind of
+reminder: its handlers in a module of their own, added to ``HANDLERS``), sharing
+``scheduler/staff.py``.
 """
 
 from __future__ import annotations
@@ -26,33 +30,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from bot import agenda, notices, policy
-from bot.usecases import access, calls, follow_ups, inspectorate
 from bot.usecases.core import Core
 from bot.vocabulary import (
-    ApplicationSubject,
-    CallSubject,
-    CycleEndSubject,
-    FollowUpSubject,
     NoticeKind,
     ReminderKind,
     ReminderStatus,
-    Subject,
     parse_subject,
 )
-from store import history, registry, reminders
+from scheduler import staff, workflow
+from scheduler.staff import Handler
+from store import reminders
 from store.db import Session
-from store.models import Factory, Reminder
 
 log = logging.getLogger(__name__)
-
-#: what a reminder does when it falls due: None, or why it was skipped
-Handler = Callable[["ReminderRunner", Session, Reminder, Any, datetime], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -119,7 +112,7 @@ class ReminderRunner:
                     continue
                 try:
                     async with s.begin_nested():  # one reminder's failure undoes only its work
-                        skipped = await handler(self, s, row, about, now)
+                        skipped = await handler(self.core, s, row, about, now)
                 except Exception as exc:
                     final = attempt.number >= self.retries.max_attempts
                     await self._failed(s, attempt, exc, now, final=final)
@@ -161,7 +154,8 @@ class ReminderRunner:
         )
         tries = f"{a.number} attempts" if a.number > 1 else "1 attempt"
         await reminders.mark_failed(s, a.id, now, f"failed after {tries}: {error}", a.number)
-        await self.staff(
+        await staff.alert(
+            self.core,
             s,
             f"reminder_failed/{a.id}",
             NoticeKind.REMINDER_FAILED,
@@ -169,44 +163,11 @@ class ReminderRunner:
             {
                 "reminder": a.kind,
                 "subject": a.subject,
-                "due_at": self.local(a.due_at),
+                "due_at": staff.local(self.core, a.due_at),
                 "error": error[:500],
                 "attempts": a.number,
             },
         )
-
-    # --- helpers for the handlers ------------------------------------------------------------
-
-    async def staff(
-        self,
-        s: Session,
-        key: str,
-        kind: NoticeKind,
-        factory: Factory | None,
-        context: dict[str, Any],
-    ) -> None:
-        country = self.core.countries.get(factory.country) if factory else None
-        notice = notices.staff_alert(
-            key,
-            kind,
-            country,
-            self.core.settings.staff_channel,
-            {
-                "factory": {"id": factory.id, "name": factory.name} if factory else None,
-                "managers": await access.managers(self.core, s),
-                **context,
-            },
-            factory_id=factory.id if factory else None,
-        )
-        if notice is None:
-            log.warning("no staff channel for reminder %s: set PNC_STAFF_CHANNEL", key)
-            return
-        await self.core.enqueue(s, [notice])
-
-    def local(self, moment: datetime) -> str:
-        """A moment as people read it: local time, with the zone named."""
-        settings = self.core.settings
-        return f"{moment.astimezone(settings.tz).strftime('%Y-%m-%d %H:%M')} ({settings.timezone})"
 
 
 @dataclass(frozen=True)
@@ -222,149 +183,5 @@ class Attempt:
     number: int
 
 
-async def _again(
-    s: Session, row: Reminder, subject: Subject, interval: timedelta, now: datetime
-) -> None:
-    """Schedule the next occurrence of a repeating reminder: ``interval`` after this one was
-    due, or after now if that is already past (a reminder sent late does not bunch up)."""
-    due = max(row.due_at + interval, now + interval)
-    await reminders.add_reminders(
-        s, [reminders.reminder(ReminderKind(row.kind), subject, due, now)]
-    )
-
-
-async def _buyer_call(
-    runner: ReminderRunner, s: Session, row: Reminder, subject: CallSubject, now: datetime
-) -> str | None:
-    call = await reminders.get_call(s, subject.call_id)
-    if call is None or call.removed_at is not None:
-        return "the call was removed"
-    countries = runner.core.countries
-    rows = await reminders.agenda(
-        s,
-        {code: c.rules.counted_kinds for code, c in countries.items()},
-        countries.default.rules.counted_kinds,
-    )
-    issues = await reminders.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
-    planned, warnings = agenda.buyer_call(
-        subject,
-        runner.local(call.held_at),
-        rows,
-        issues,
-        runner.core.countries,
-        runner.core.settings.staff_channel,
-    )
-    for warning in warnings:
-        log.warning("%s", warning)
-    await runner.core.enqueue(s, planned)
-    if call.series_id is not None:  # a series goes on: its next occurrence is written
-        await calls.plan_ahead(runner.core, s, call.series_id)
-    return None
-
-
-async def _readmission_review(
-    runner: ReminderRunner,
-    s: Session,
-    row: Reminder,
-    subject: ApplicationSubject,
-    now: datetime,
-) -> str | None:
-    application = await history.get_application(s, subject.application_id)
-    if application is None or application.decided_on is not None:
-        return "the application was decided"
-    factory = await registry.get_factory(s, application.factory_id)
-    days = (runner.core.today() - application.applied_on).days
-    await runner.staff(
-        s,
-        f"{subject}/review/{row.id}",
-        NoticeKind.READMISSION_REVIEW_REMINDER,
-        factory,
-        {
-            "applied_on": application.applied_on.isoformat(),
-            "days_open": days,
-            "evidence": list(application.evidence),
-            "reports": list(application.inspectorate_reports),
-            "visit_on": application.unannounced_on.isoformat()
-            if application.unannounced_on
-            else None,
-            **await inspectorate.review_facts(runner.core, s, factory),
-        },
-    )
-    every = timedelta(days=runner.core.settings.readmission_reminder_days)
-    await _again(s, row, subject, every, now)
-    return None
-
-
-async def _unannounced_visit(
-    runner: ReminderRunner,
-    s: Session,
-    row: Reminder,
-    subject: ApplicationSubject,
-    now: datetime,
-) -> str | None:
-    application = await history.get_application(s, subject.application_id)
-    if application is None or application.decided_on is not None:
-        return "the application was decided"
-    if application.unannounced_on is None:
-        return "no visit is scheduled"
-    factory = await registry.get_factory(s, application.factory_id)
-    await runner.staff(
-        s,
-        f"{subject}/visit/{row.id}",
-        NoticeKind.UNANNOUNCED_VISIT_REMINDER,
-        factory,
-        {"visit_on": application.unannounced_on.isoformat()},
-    )
-    return None
-
-
-async def _stakeholder_meeting(
-    runner: ReminderRunner, s: Session, row: Reminder, subject: FollowUpSubject, now: datetime
-) -> str | None:
-    follow_up = await reminders.get_follow_up(s, subject.follow_up_id)
-    if follow_up is None or follow_up.closed_on is not None:
-        return "the meeting was held"
-    factory = await registry.get_factory(s, follow_up.factory_id)
-    event = await history.get_event(s, follow_up.event_id)
-    buyers = (await registry.subscriber_parties(s, [follow_up.factory_id])).get(
-        follow_up.factory_id, []
-    )
-    await runner.staff(
-        s,
-        f"{subject}/meeting/{row.id}",
-        NoticeKind.STAKEHOLDER_MEETING_REMINDER,
-        factory,
-        {
-            "designated_on": event.occurred_on.isoformat() if event else None,
-            "buyers": [b.name for b in buyers],
-        },
-    )
-    await _again(s, row, subject, follow_ups.MEETING_EVERY, now)
-    return None
-
-
-async def _cycle_end(
-    runner: ReminderRunner, s: Session, row: Reminder, subject: CycleEndSubject, now: datetime
-) -> str | None:
-    factory = await registry.get_factory(s, subject.factory_id)
-    if factory is None or factory.cycle_end != subject.day:
-        return "the service cycle's end changed"
-    if factory.state not in policy.DESIGNATED_STATES:
-        return "the factory is no longer designated"
-    await runner.staff(
-        s,
-        f"{subject}/ended",
-        NoticeKind.CYCLE_END_NOTICE,
-        factory,
-        {"cycle_end": subject.day.isoformat()},
-    )
-    return None
-
-
-HANDLERS: dict[ReminderKind, Handler] = {
-    ReminderKind.BUYER_CALL: _buyer_call,
-    ReminderKind.READMISSION_REVIEW: _readmission_review,
-    ReminderKind.UNANNOUNCED_VISIT: _unannounced_visit,
-    ReminderKind.STAKEHOLDER_MEETING: _stakeholder_meeting,
-    ReminderKind.CYCLE_END: _cycle_end,
-}
+#: what each kind of reminder does when it falls due
+HANDLERS: dict[ReminderKind, Handler] = {**workflow.HANDLERS}

@@ -17,7 +17,7 @@ from bot import validation
 from bot.errors import AlreadyReviewed, Conflict, InvalidInput, StateConflict, UnknownHeldEvent
 from bot.policy import EventKind
 from bot.roles import Actor, Permission, RoleLevel
-from bot.usecases import access, follow_ups, reevaluation, registry
+from bot.usecases import access, follow_ups, notifying, reevaluation, registry
 from bot.usecases.core import Core, local_moment
 from bot.vocabulary import NoticeMode
 from store import history
@@ -172,7 +172,7 @@ async def release(core: Core, actor: Actor, number: int | str) -> ReviewOutcome:
         if not await history.release_event(s, eid, facts, at=now, by=actor.user_id):
             raise Conflict(f"Event #{eid} is no longer held for review.", _LISTED)
         due = [follow_ups.Followed(eid, event, fid)]
-        notified = await reevaluation.notify(core, s, due, {eid: facts}, h)
+        notified = await notifying.notify(core, s, due, {eid: facts}, h)
         await follow_ups.begin(core, s, due, set(), notified.parties)
         written = tuple(
             NoticeLine(n.recipient_type, n.recipient_name, n.channel) for n in notified.notices
