@@ -9,7 +9,6 @@ through ``respond``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -31,26 +30,9 @@ from bot.usecases import (
 from bot.usecases.core import Core
 from handlers import blocks
 from handlers import parse as grammar
-from handlers.parse import Command, Grammar, Subcommand
+from handlers.declare import SUBCOMMANDS, subcommand
+from handlers.parse import Command
 from handlers.runner import ACTOR, COMMAND, CORE, Reply, answer, tracked
-
-Handler = Callable[[Core, Actor, dict[str, Any]], Awaitable[Reply]]
-
-#: every subcommand, in the order ``help`` lists them
-SUBCOMMANDS: list[Subcommand] = []
-
-
-def subcommand(
-    words: str, usage: str, permission: Permission, read: Grammar, *, default: bool = False
-) -> Callable[[Handler], Handler]:
-    """Declare a subcommand: ``words`` typed after ``/pnc``, its usage line, the permission it
-    needs, its grammar; ``default`` when its first word alone means it."""
-
-    def declare(run: Handler) -> Handler:
-        SUBCOMMANDS.append(Subcommand(words, usage, permission, read, run, default))
-        return run
-
-    return declare
 
 
 def parse(text: str) -> Command:
@@ -399,6 +381,9 @@ async def _role_revoke(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
 
 
 # --- views of the declarations ----------------------------------------------------------------
+
+# the subcommands declared in modules of their own, listed after these
+from handlers import progress_commands, ztp_commands  # noqa: E402, F401
 
 #: each subcommand's usage line, by action
 USAGE: dict[str, str] = {c.action: c.usage for c in SUBCOMMANDS}
