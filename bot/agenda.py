@@ -52,11 +52,14 @@ def buyer_call(
     issues: Mapping[str, Sequence[str]],
     countries: Countries,
     staff_channel: str | None,
+    remediation: Mapping[str, Mapping[str, int]] | None = None,
 ) -> tuple[list[Notice], list[str]]:
     """The notices of a call held at ``held_at`` (as people read it): an email to each buyer
     with an address, and the agenda in each staff channel for its countries' factories.
     ``rows`` are the watched factories, one row per subscribing buyer; ``issues`` the codes
-    found at each factory's last assessment. Returns the notices and the warnings to log."""
+    found at each factory's last assessment; ``remediation`` where a factory's issues stand
+    (``bot.remediation.Remediation.counts``). Returns the notices and the warnings to log."""
+    progress = remediation or {}
     factories: dict[str, dict[str, Any]] = {}
     by_buyer: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -72,6 +75,7 @@ def buyer_call(
                 "label": policy.label_for(policy.State(r.state), r.streak, consecutive),
                 "last_assessed_on": r.last_on.isoformat() if r.last_on else None,
                 "last_nc_count": len(issues.get(r.id, [])),
+                "remediation": dict(progress[r.id]) if r.id in progress else None,
                 "buyers": [],
             },
         )

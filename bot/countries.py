@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import catalogue_csv, validation
+from bot import catalogue_csv, validation, zero_tolerance
 from bot.errors import ConfigError, InvalidInput, PncError, UnknownCountry
 from bot.policy import COUNTED_KINDS, Rules
 from bot.render import render_text
 from bot.settings import MemberId, Settings
 from bot.suggest import close_matches
+from bot.zero_tolerance import ZeroTolerance
 
 Language = Literal["vi", "en"]
 ISSUE_CODE = re.compile(r"^[A-Z][A-Z0-9]{0,9}-[0-9A-Z]{1,10}$")
@@ -39,6 +40,8 @@ class Issue:
     name: str
     cluster: str
     name_vi: str | None = None
+    #: marked in the catalogue as a zero-tolerance issue (the default of ``zero_tolerance``)
+    zero_tolerance: bool = False
 
     def name_in(self, language: str) -> str:
         return self.name_vi if language == "vi" and self.name_vi else self.name
@@ -92,6 +95,10 @@ class Country:
     inspectorate_emails: tuple[str, ...] = ()
     #: the language of the Inspectorate's referral (``vi``: Vietnamese, with English below)
     inspectorate_language: Language = "en"
+    #: the Zero Tolerance Protocol in this country
+    ztp: ZeroTolerance = field(default_factory=ZeroTolerance)
+    #: how many days before Progress Report One is due the factory is reminded of it
+    progress_reminder_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,7 @@ class _IssueConfig(BaseModel):
     name: str = Field(min_length=1, max_length=300)
     name_vi: str | None = Field(None, max_length=300)
     cluster: str = Field(min_length=1, max_length=100)
+    zero_tolerance: bool = False
 
 
 class _CountryConfig(BaseModel):
@@ -182,6 +190,15 @@ class _CountryConfig(BaseModel):
     issues: list[_IssueConfig] | None = Field(None, min_length=1)
     #: a CSV file (code,name,name_vi,cluster), relative to the config file; instead of ``issues``
     issues_file: str | None = Field(None, min_length=1, max_length=1000)
+    #: the Zero Tolerance Protocol: its issue codes (default: those the catalogue marks), the
+    #: authorities' addresses and language (default: ``inspectorate_language``), the deadlines
+    zero_tolerance: list[str] | None = None
+    ztp_emails: list[str] | None = None
+    ztp_language: Language | None = None
+    ztp_investigation_hours: int | None = Field(None, ge=1, le=720)
+    ztp_action_plan_hours: int | None = Field(None, ge=1, le=720)
+    #: the factory's reminder of Progress Report One, this many days before it is due
+    progress_reminder_days: int | None = Field(None, ge=1, le=29)
 
 
 class _RolesConfig(BaseModel):
@@ -292,6 +309,10 @@ def _file_catalogue(
     return entries if cfg.issues is not None else None
 
 
+#: the codes a config file's ``[[countries.XX.issues]]`` entries mark ``zero_tolerance = true``
+_MARKED = "zero_tolerance_marked"
+
+
 def builtin_catalogue_notice(countries: Sequence[Country]) -> str:
     """One line telling operators that these countries use the built-in catalogue, and how to
     load the official list."""
@@ -341,6 +362,7 @@ def load_config(settings: Settings) -> Config:
             issues = _file_catalogue(code, cfg, path)
             if issues is not None:
                 values["issues"] = issues
+                values[_MARKED] = [i.code for i in cfg.issues or () if i.zero_tolerance]
             merged.setdefault(code, {}).update(values)
 
     default_catalogue = builtin_catalogue()
@@ -359,8 +381,11 @@ def load_config(settings: Settings) -> Config:
             counted_kinds=_counted_kinds(code, values.get("counted_kinds")),
         )
         issues = values.get("issues")
+        marked = set(values.get(_MARKED, ()))
         catalogue = (
-            Catalogue([Issue(**i) for i in issues]) if issues is not None else default_catalogue
+            Catalogue([Issue(**i, zero_tolerance=i["code"] in marked) for i in issues])
+            if issues is not None
+            else default_catalogue
         )
         if len({i.code for i in catalogue}) != len(catalogue):
             raise ConfigError(f"Country {code}: the issue catalogue repeats a code.")
@@ -380,6 +405,15 @@ def load_config(settings: Settings) -> Config:
             staff_channel=values.get("staff_channel") or settings.staff_channel,
             inspectorate_emails=inspectorate,
             inspectorate_language=values.get("inspectorate_language", "en"),
+            ztp=zero_tolerance.configured(
+                code,
+                values,
+                catalogue.codes,
+                frozenset(i.code for i in catalogue if i.zero_tolerance),
+                frozenset(i.code for i in default_catalogue if i.zero_tolerance),
+                catalogue.suggest,
+            ),
+            progress_reminder_days=values.get("progress_reminder_days", 7),
         )
 
     roles = BootstrapRoles(

@@ -25,8 +25,9 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "buyers": (("buyer_id", "name", "emails"), ()),
     "subscriptions": (("buyer_id", "factory_id"), ()),
     # kind: regular (when empty), unannounced, advisory or verification (the importer checks
-    # it with ``validation.assessment_kind``; the country's rules say which kinds count)
-    "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind",)),
+    # it with ``validation.assessment_kind``; the country's rules say which kinds count);
+    # report_on: the date of the assessment report (empty: the assessment's own date)
+    "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind", "report_on")),
 }
 KINDS = tuple(COLUMNS)
 

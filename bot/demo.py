@@ -109,6 +109,15 @@ def story(today: date) -> list[Step]:
             f"/pnc assess VN-1001 {ago(30)} CO-02,OS-01,WT-01,WT-02,CH-01,FL-03",
         ),
         Step("Anyone on staff can see where a factory stands.", "/pnc status VN-1001"),
+        Step(
+            "That assessment also found FL-03, overtime forced under threat of penalty: a "
+            "zero-tolerance issue. A case opened at once, whatever the count: staff got an "
+            "urgent alert (the authorities are emailed where ztp_emails is configured; here it "
+            "is not, and the alert says so). The factory is not emailed. Staff record progress "
+            "before the 48-hour and 72-hour deadlines, or are reminded.",
+            "/pnc ztp",
+        ),
+        Step("", "/pnc ztp update 1 investigating DOLISA opened an investigation"),
         Step("", "/pnc at-risk"),
         Step(
             "The quarterly call with buyer partners is the day after tomorrow: the agenda goes "

@@ -223,3 +223,56 @@ class ImportRejected(PncError):
         lines = [super().render()]
         lines += [f"  line {line}: {reason}" for line, reason in self.errors]
         return "\n".join(lines)
+
+
+class NotFoundInAssessment(InvalidInput):
+    """A progress report names issues the assessment it answers did not find."""
+
+    code = "not_found_in_assessment"
+
+    def __init__(self, what: str, unknown: Mapping[str, Sequence[str]], found: Sequence[str]):
+        self.unknown = {k: tuple(v) for k, v in unknown.items()}
+        parts = [
+            f"`{bad}` (did you mean {_quoted(close)}?)" if close else f"`{bad}`"
+            for bad, close in self.unknown.items()
+        ]
+        super().__init__(
+            f"The assessment {what} did not find {', '.join(parts)}.",
+            f"It found {_quoted(found) if found else 'no public-reporting issue'}: a progress "
+            "report can say only those are fixed (or `none`).",
+        )
+
+
+class UnknownZtpCase(NotFound):
+    code = "unknown_ztp_case"
+    noun = "zero-tolerance case"
+
+
+class ZtpCaseConflict(Conflict):
+    """Progress a zero-tolerance case cannot take: it is closed, already at that step, or
+    past it."""
+
+    code = "ztp_case_conflict"
+
+
+class InvalidReportDate(InvalidDate):
+    """The date of an assessment's report: in the future, or before the assessment."""
+
+    code = "invalid_report_date"
+
+
+class AlreadyDecided(Conflict):
+    """A button pressed on something someone already decided (two managers pressing Approve
+    at once): what became of it, by whom, when."""
+
+    code = "already_decided"
+
+    def __init__(self, thing: str, what: str, by: str | None, when: str | None) -> None:
+        self.thing, self.what, self.by, self.when = thing, what, by, when
+        slack = by is not None and by[:1] in ("U", "W") and by.isalnum()  # a Slack member
+        on = f" on {when}" if when else ""
+        super().__init__(
+            f"{thing} was already {what}{on}: nothing was done.",
+            "Already decided by" + ("" if slack else f" {by or 'someone'}."),
+        )
+        self.mentions = (by,) if slack and by is not None else ()

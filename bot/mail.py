@@ -24,6 +24,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot import chart
 from bot.settings import Settings
 from bot.vocabulary import Recipient
 from store.outbox import Claimed
@@ -46,16 +47,18 @@ def environment() -> Environment:
     env.filters["plural"] = lambda n, one, many=None: (
         f"{n} {one if n == 1 else (many or one + 's')}"
     )
+    # the chart whose data a notice's payload keeps (bot/chart.py; templates/*/chart.*)
+    env.globals["chart_of"] = chart.thawed
     return env
 
 
 #: recipients who read their notice in their own language first, with English below
-OWN_LANGUAGE = frozenset({Recipient.FACTORY, Recipient.INSPECTORATE})
+OWN_LANGUAGE = frozenset({Recipient.FACTORY, Recipient.INSPECTORATE, Recipient.AUTHORITY})
 
 
 def languages_for(row: Claimed) -> list[str]:
-    """Vietnamese first with English below for a Vietnamese-speaking factory or Inspectorate;
-    else English."""
+    """Vietnamese first with English below for a Vietnamese-speaking factory, Inspectorate or
+    authority (a zero-tolerance case); else English."""
     if row.recipient_type in OWN_LANGUAGE and row.language == "vi":
         return ["vi", "en"]
     return ["en"]

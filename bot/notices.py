@@ -113,6 +113,7 @@ def event_context(
         "decided_on",
         "evidence",
         "reports",
+        "chart",
     ):
         if name in payload:
             context[name] = payload[name]

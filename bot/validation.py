@@ -9,7 +9,13 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Protocol
 
-from bot.errors import InvalidDate, InvalidInput, InvisibleCharacter, UnknownIssueCodes
+from bot.errors import (
+    InvalidDate,
+    InvalidInput,
+    InvalidReportDate,
+    InvisibleCharacter,
+    UnknownIssueCodes,
+)
 from bot.policy import AssessmentKind
 
 
@@ -246,3 +252,21 @@ def shown(value: str, limit: int = 60) -> str:
     if not flat.isascii():
         flat = "".join(f"<U+{ord(c):04X}>" if _hidden(c) else c for c in flat)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def report_date(value: str | date | None, assessed_on: date, today: date) -> date | None:
+    """The date of an assessment's report (Progress Report One is due 30 days after it): not
+    before the assessment, not in the future; nothing (None or empty) means the assessment's
+    own date."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        day = past_date(value.strip() if isinstance(value, str) else value, today, "report date")
+    except InvalidDate as exc:
+        raise InvalidReportDate(exc.message, exc.hint) from None
+    if day < assessed_on:
+        raise InvalidReportDate(
+            f"The report date {day.isoformat()} is before the assessment ({assessed_on}).",
+            "Give the day the assessment report was issued: on or after the assessment date.",
+        )
+    return day

@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import mail, notices  # noqa: E402
+from bot import chart, mail, notices  # noqa: E402
 from bot.countries import load_config  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.vocabulary import Channel  # noqa: E402
@@ -100,6 +100,22 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
         "evidence": ["https://drive.example.org/saigon-stitch/evidence"],
         "reports": ["https://drive.example.org/saigon-stitch/inspectorate-report"],
     }
+    # the factory's history as the notices' chart keeps it (bot/chart.py): a passing
+    # assessment, an advisory visit (never counted), the three failing ones, a verification
+    # visit while designated; each event shows the assessments up to its own
+    history = [
+        chart.Point(date(2022, 3, 15), 2),
+        chart.Point(date(2023, 3, 20), 5, "advisory"),
+        *(chart.Point(date.fromisoformat(b["assessed_on"]), len(b["nc_issues"])) for b in basis),
+        chart.Point(date(2026, 9, 24), 1, "designated"),
+    ]
+
+    def charted(until: str, *, stopped: bool = False) -> dict[str, Any]:
+        shown = [p for p in history if p.assessed_on.isoformat() <= until]
+        if stopped:  # the process-stopped sample: one failing assessment, then two issues
+            shown = [*history[:2], history[3], chart.Point(date.fromisoformat(until), 2)]
+        return {"chart": chart.frozen(shown, country.rules.threshold)}
+
     events: list[tuple[str, dict[str, Any]]] = [
         (
             "at_risk_warning",
@@ -108,6 +124,7 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
                 "assessed_on": "2025-05-08",
                 "kind": "regular",
                 "nc_issues": basis[1]["nc_issues"],
+                **charted("2025-05-08"),
             },
         ),
         (
@@ -117,6 +134,7 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
                 "assessed_on": "2026-06-17",
                 "kind": "regular",
                 "nc_issues": ["OS-02", "WT-01"],
+                **charted("2026-06-17", stopped=True),
             },
         ),
         (
@@ -126,11 +144,26 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
                 "kind": "regular",
                 "nc_issues": basis[2]["nc_issues"],
                 "basis": basis,
+                **charted("2026-06-17"),
             },
         ),
         ("readmission_applied", application),
-        ("readmission_approved", {**application, "note": "All issues and root causes resolved."}),
-        ("readmission_rejected", {**application, "note": "Overtime records (WT-03) incomplete."}),
+        (
+            "readmission_approved",
+            {
+                **application,
+                "note": "All issues and root causes resolved.",
+                **charted("2026-10-15"),
+            },
+        ),
+        (
+            "readmission_rejected",
+            {
+                **application,
+                "note": "Overtime records (WT-03) incomplete.",
+                **charted("2026-10-15"),
+            },
+        ),
     ]
     found = []
     for kind, payload in events:
@@ -173,6 +206,8 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
                 "label": "Persistently non-compliant",
                 "last_assessed_on": "2026-06-17",
                 "last_nc_count": 6,
+                # bot/remediation.py: where the issues of its last counted assessment stand
+                "remediation": {"issues": 6, "reported": 3, "verified": 1, "still_open": 1},
             },
             {
                 "id": "VN-1002",
@@ -182,10 +217,59 @@ def samples() -> list[tuple[str, str, list[str], dict[str, Any]]]:
                 "label": "At risk (1 of 3)",
                 "last_assessed_on": "2026-09-03",
                 "last_nc_count": 4,
+                "remediation": {"issues": 4, "reported": 0, "verified": 0, "still_open": 0},
             },
         ],
     }
     found.append(("buyer_call_reminder-buyer-en", "buyer_call_reminder", ["en"], call))
+    # a zero-tolerance case escalated to the authorities (bot/usecases/ztp.py), as Viet Nam's
+    # read it (Vietnamese, English below) and in English (``ztp_language = "en"``)
+    case = {
+        "recipient": "authority",
+        "case": {
+            "id": 12,
+            "code": "CL-01",
+            "issue": country.catalogue.name("CL-01"),
+            "issue_vi": country.catalogue.name("CL-01", "vi"),
+            "cluster": "Child Labour",
+            "by_hand": False,
+            "note": None,
+            "opened_by": "pnc-bot",
+            "assessed_on": "2026-11-18",
+            "kind": "advisory",
+        },
+        "factory": {"id": "VN-1001", "name": "Saigon Stitch Co."},
+        "country": {"code": "VN", "name": "Viet Nam"},
+        "opened_at": "2026-11-20 10:00",
+        "investigation_due": "2026-11-22 10:00",
+        "action_plan_due": "2026-11-23 10:00",
+        "investigation_hours": 48,
+        "action_plan_hours": 72,
+        "timezone": "Asia/Ho_Chi_Minh",
+    }
+    found.append(("ztp_referral-authority-vi-en", "ztp_referral", ["vi", "en"], case))
+    found.append(("ztp_referral-authority-en", "ztp_referral", ["en"], case))
+    reminder = {
+        "recipient": "factory",
+        "factory": {"id": "VN-1001", "name": "Saigon Stitch Co."},
+        "country": {"code": "VN", "name": "Viet Nam"},
+        "assessed_on": "2026-11-10",
+        "report_on": "2026-11-15",
+        "due_on": "2026-12-15",
+        "days_left": 7,
+        "issues": notices.issues(["CO-02", "OS-01", "WT-01", "WT-02"], country.catalogue),
+    }
+    found.append(
+        (
+            "progress_report_reminder-factory-vi-en",
+            "progress_report_reminder",
+            ["vi", "en"],
+            reminder,
+        )
+    )
+    found.append(
+        ("progress_report_reminder-factory-en", "progress_report_reminder", ["en"], reminder)
+    )
     return found
 
 

@@ -107,13 +107,20 @@ async def _help(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
 
 @subcommand(
     "assess",
-    "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced|advisory|verification]]",
+    "/pnc assess [<factory> <YYYY-MM-DD> <code,code,…|none> [unannounced|advisory|verification]"
+    " [report <YYYY-MM-DD>]]",
     assessments.RECORD,
     grammar.assess,
 )
 async def _assess(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     outcome = await assessments.record(
-        core, actor, args["factory"], args["date"], args["codes"], args["kind"]
+        core,
+        actor,
+        args["factory"],
+        args["date"],
+        args["codes"],
+        args["kind"],
+        report_on=args.get("report_on"),
     )
     return blocks.template("assessed", o=outcome)
 

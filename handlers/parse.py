@@ -170,10 +170,14 @@ def assess(args: list[str], usage: str) -> dict[str, Any]:
         )
     factory, day, *codes = args
     _date(day, usage)
-    kind = None
+    kind = report = None
+    if len(codes) > 2 and codes[-2].lower() == "report":  # the assessment report's date
+        report, _ = codes.pop(), codes.pop()
+        _date(report, usage)
     if codes and codes[-1].lower() in ASSESSMENT_KINDS and len(codes) > 1:
         kind = codes.pop().lower()
-    return {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
+    facts = {"factory": factory, "date": day, "codes": " ".join(codes), "kind": kind}
+    return facts | ({"report_on": report} if report else {})
 
 
 def factory_add(args: list[str], usage: str) -> dict[str, Any]:

@@ -45,7 +45,13 @@ async def assessment_submitted(
     )[:2000]
     try:
         outcome = await assessments.record(
-            core, actor, values["factory"], values["date"], values["codes"], values["kind"]
+            core,
+            actor,
+            values["factory"],
+            values["date"],
+            values["codes"],
+            values["kind"],
+            report_on=values["report_on"],
         )
     except PncError as exc:
         await ack(**blocks.form_errors(exc))

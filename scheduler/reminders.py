@@ -40,7 +40,7 @@ from bot.vocabulary import (
     ReminderStatus,
     parse_subject,
 )
-from scheduler import staff, workflow
+from scheduler import progress, staff, workflow, ztp
 from scheduler.staff import Handler
 from store import reminders
 from store.db import Session
@@ -184,4 +184,8 @@ class Attempt:
 
 
 #: what each kind of reminder does when it falls due
-HANDLERS: dict[ReminderKind, Handler] = {**workflow.HANDLERS}
+HANDLERS: dict[ReminderKind, Handler] = {
+    **workflow.HANDLERS,
+    **progress.HANDLERS,
+    **ztp.HANDLERS,
+}

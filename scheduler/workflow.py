@@ -9,7 +9,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bot import agenda, policy
-from bot.usecases import calls, follow_ups, inspectorate
+from bot.usecases import calls, follow_ups, inspectorate, progress
 from bot.usecases.core import Core
 from bot.vocabulary import (
     ApplicationSubject,
@@ -53,6 +53,7 @@ async def _buyer_call(
         countries.default.rules.counted_kinds,
     )
     issues = await reminders.last_assessments(s, sorted({(r.id, r.last_on) for r in rows}))
+    tracked = await progress.remediations(core, s, sorted({r.id for r in rows}))
     planned, warnings = agenda.buyer_call(
         subject,
         staff.local(core, call.held_at),
@@ -60,6 +61,7 @@ async def _buyer_call(
         issues,
         core.countries,
         core.settings.staff_channel,
+        {fid: r.counts for fid, r in tracked.items() if r.issues},
     )
     for warning in warnings:
         log.warning("%s", warning)
@@ -96,6 +98,9 @@ async def _readmission_review(
             if application.unannounced_on
             else None,
             **await inspectorate.review_facts(core, s, factory),
+            "remediation": (await progress.remediation_of(core, s, factory)).to_json()
+            if factory
+            else None,
         },
     )
     every = timedelta(days=core.settings.readmission_reminder_days)

@@ -123,6 +123,8 @@ class Histories:
     readmissions: dict[str, list[ReadmissionRecord]]
     #: whole factory rows the caller already held (their notices need not read them again)
     factories: dict[str, Any] = field(default_factory=dict)
+    #: assessment id → its report's date, where given (Progress Report One); None: not read
+    report_dates: dict[str, dict[int, date]] | None = None
 
 
 async def _by_factory(
@@ -170,7 +172,7 @@ async def readmission_records(
 
 def _live_assessment_columns() -> list[Any]:
     a = ASSESSMENTS
-    return [a.c.id, a.c.factory_id, a.c.assessed_on, a.c.nc_issues, a.c.kind]
+    return [a.c.id, a.c.factory_id, a.c.assessed_on, a.c.nc_issues, a.c.kind, a.c.report_on]
 
 
 async def load_histories(
@@ -191,6 +193,9 @@ async def load_histories(
         assessments={f: [as_record(x) for x in group] for f, group in rows.items()},
         readmissions=await readmission_records(session, ids),
         factories=dict(held),
+        report_dates={
+            f: {x.id: x.report_on for x in group if x.report_on} for f, group in rows.items()
+        },
     )
 
 

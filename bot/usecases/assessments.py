@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from bot import policy, validation
+from bot import policy, remediation, validation
 from bot.errors import DuplicateAssessment, InvalidInput, UnknownAssessment
 from bot.policy import Event
 from bot.roles import Actor, Permission, RoleLevel
@@ -39,6 +39,8 @@ class AssessmentOutcome:
     kind: str = "regular"
     #: False for a kind the factory's country does not count (an advisory visit, …)
     counted_kind: bool = True
+    #: the day its Progress Report One is due (None: none is awaited of it)
+    report_due: date | None = None
 
 
 async def record(
@@ -48,12 +50,16 @@ async def record(
     assessed_on: str | date,
     nc_issues: str | Iterable[str],
     kind: str | None = None,
+    *,
+    report_on: str | date | None = None,
 ) -> AssessmentOutcome:
-    """Record one assessment; its events and the audit entry are written with it."""
+    """Record one assessment; its events and the audit entry are written with it.
+    ``report_on``: the date of its report, if not the assessment's own (Progress Report One)."""
     await access.require(core, actor, RECORD)
     fid = validation.identifier(factory_id, "factory id")
     day = validation.assessment_date(assessed_on, core.today())
     the_kind = validation.assessment_kind(kind)
+    reported = validation.report_date(report_on, day, core.today())
     async with core.db.transaction(write=True) as s:
         factory = await registry.existing_factory(s, fid, lock=True)
         country = core.countries.country(factory.country)
@@ -67,6 +73,7 @@ async def record(
             submitted_by=actor.user_id,
             submitted_at=core.clock(),
             source=actor.source,
+            report_on=reported,
         )
         s.add(row)
         await flush_unique(s, DuplicateAssessment(_duplicate(fid, day)))
@@ -81,6 +88,7 @@ async def record(
                 "assessed_on": day.isoformat(),
                 "nc_issues": sorted(codes),
                 **({"kind": the_kind} if the_kind != "regular" else {}),
+                **({"report_on": reported.isoformat()} if reported else {}),
             },
         )
     return _outcome(row, factory, result, country.rules.counted_kinds)
@@ -216,4 +224,5 @@ def _outcome(
         contradicted=result.contradicted,
         kind=row.kind,
         counted_kind=row.kind in counted_kinds,
+        report_due=remediation.due_of(result.evaluation.verdicts, row.id, row.report_on),
     )

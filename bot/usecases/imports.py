@@ -46,6 +46,8 @@ class ImportReport:
     #: those factories' ids, for staff to review
     to_review: tuple[str, ...] = ()
     notify: bool = False
+    #: zero-tolerance codes found by the imported assessments (cases: ``bot.usecases.ztp``)
+    ztp_findings: int = 0
 
 
 async def run(
@@ -280,6 +282,7 @@ class _Import:
             stored = await history.live_days(s, sorted(facts))
             new: list[tuple[date, frozenset[str], str]] = []
             new_factories: list[str] = []
+            report_ons: list[date | None] = []
             unchanged = 0
             for row in checking(rows, step):
                 v = row.values
@@ -304,8 +307,10 @@ class _Import:
                             f"issues ({', '.join(old.nc_issues) or 'none'}).",
                             "A manager can amend it; the import does not overwrite assessments.",
                         )
+                    reported = validation.report_date(v.get("report_on"), day, today)
                     new.append((day, codes, kind))
                     new_factories.append(fid)
+                    report_ons.append(reported)
                 except PncError as exc:
                     errors.refused(row.line, exc)
             errors.raise_if_any()
@@ -326,6 +331,7 @@ class _Import:
                     "submitted_by": [actor.user_id] * n,
                     "submitted_at": [now] * n,
                     "source": [f"import:{file.name}"[:200]] * n,
+                    "report_on": report_ons,
                 },
             )
 
@@ -347,6 +353,10 @@ class _Import:
             results = await reevaluate(self.core, s, affected, _mode(notify), histories)
             events = sum(len(r.new_events) for r in results.values())
             to_review = tuple(sorted(f for f, r in results.items() if r.contradicted))
+            ztp_findings = sum(
+                len(a.nc_issues & self.core.country(facts[f].country).ztp.codes)
+                for f, a in zip(new_factories, records, strict=True)
+            )
             self._audit(
                 s, actor, "assessments", file, len(rows), n, 0, events=events, notify=notify
             )
@@ -361,6 +371,7 @@ class _Import:
             contradicted=len(to_review),
             to_review=to_review,
             notify=notify,
+            ztp_findings=ztp_findings,
         )
 
     async def _factory_ids(self, s: Any) -> set[str]:

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from bot.chart import Chart, of_assessments
 from bot.policy import DESIGNATED_STATES, State
+from bot.remediation import Remediation
 from bot.vocabulary import NoticeMode
+from bot.zero_tolerance import CaseLine
 
 
 @dataclass(frozen=True)
@@ -194,10 +197,19 @@ class StatusView:
     visits: tuple[VisitLine, ...] = ()
     #: the day of the current designation (None if not designated)
     designated_on: date | None = None
+    #: its zero-tolerance cases not closed, oldest first (never counted towards PNC)
+    ztp_cases: tuple[CaseLine, ...] = ()
+    #: the issues of the latest counted assessment, issue by issue, and Progress Report One
+    remediation: Remediation = field(default_factory=Remediation)
 
     @property
     def covered(self) -> bool:
         return self.state != "not_covered"
+
+    @property
+    def chart(self) -> Chart:
+        """Its latest assessments against the threshold (``bot.chart``: the sparkline)."""
+        return of_assessments(self.assessments, self.threshold)
 
     @property
     def held_for_review(self) -> tuple[EventLine, ...]:
@@ -225,6 +237,8 @@ class StatusView:
             "subscribers": [{"buyer_id": b.id, "name": b.name} for b in self.subscribers],
             "referrals": [r.to_json() for r in self.referrals],
             "inspectorate_visits": [v.to_json() for v in self.visits],
+            "ztp_cases": [c.to_json() for c in self.ztp_cases],
+            "remediation": self.remediation.to_json(),
             "open_application": next(
                 (
                     {

@@ -8,7 +8,7 @@ import dataclasses
 
 from bot import policy, validation
 from bot.countries import Country
-from bot.usecases import inspectorate, referrals, registry
+from bot.usecases import inspectorate, progress, referrals, registry, ztp
 from bot.usecases.core import Core
 from bot.usecases.read_models import (
     ApplicationLine,
@@ -44,6 +44,8 @@ async def status(core: Core, factory_id: str) -> StatusView:
         buyers = await registry_rows.subscribers(s, fid)
         referral_log = await referrals.log_of(core, s, fid)
         visit_rows = await inspectorate.visits_of(s, fid)
+        ztp_cases = await ztp.open_cases_of(core, s, fid)
+        remediation = await progress.remediation_of(core, s, found)
     country = core.countries.country(found.country)
     evaluation = policy.evaluate(
         country.rules,
@@ -74,6 +76,8 @@ async def status(core: Core, factory_id: str) -> StatusView:
         referrals=referral_log,
         visits=inspectorate.visit_lines(visit_rows, designated_on),
         designated_on=designated_on,
+        ztp_cases=ztp_cases,
+        remediation=remediation,
         applications=tuple(
             ApplicationLine(
                 a.id or 0,

@@ -16,6 +16,8 @@ transaction. The steps:
    own, so new events are then held for staff review (``review`` releases or dismisses them),
    with why (``HeldBecause``) and what people had been told;
 5. **follow up**: what a designation or an application leaves to do (``follow_ups``).
+6. **zero tolerance**: findings of zero-tolerance codes open their cases (``ztp.open_found``),
+   never counted towards PNC.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot import policy
+from bot import chart, policy
 from bot.countries import Countries
 from bot.policy import Evaluation, Event, EventChanges, EventKind
-from bot.usecases import follow_ups
+from bot.usecases import follow_ups, progress, ztp
 from bot.usecases.core import Core
 from bot.usecases.follow_ups import Ended, Followed
 from bot.usecases.notifying import HistoryChanged, notify
@@ -99,7 +101,12 @@ async def reevaluate(
     now = core.clock()
     h = histories or await history.load_histories(s, factory_ids)
     recorded = await history.event_index(s, factory_ids)
-    derived = [derive(core.countries, h, fid, recorded.get(fid, [])) for fid in factory_ids]
+    # only notices written now show a chart (a held event's are written when it is released)
+    charted = mode is NoticeMode.DUE
+    derived = [
+        derive(core.countries, h, fid, recorded.get(fid, []), verdicts=charted)
+        for fid in factory_ids
+    ]
     gone = [d.known[k].id for d in derived for k in d.changes.unsupported]
     back = [
         d.known[k].id
@@ -129,6 +136,9 @@ async def reevaluate(
     notified = await notify(core, s, plan.due, plan.payloads, h, plan.changed)
     await follow_ups.end(core, s, plan.ended)
     await follow_ups.begin(core, s, [*plan.due, *plan.resumed], plan.back, notified.parties)
+    await progress.reschedule(core, s, h, factory_ids, live=mode is NoticeMode.DUE)
+    # zero-tolerance findings open their cases (never counted towards PNC)
+    await ztp.open_found(core, s, factory_ids, h, mode)
     return plan.results
 
 
@@ -147,14 +157,22 @@ class Derived:
 
 
 def derive(
-    countries: Countries, h: Histories, fid: str, recorded: Sequence[RecordedEvent]
+    countries: Countries,
+    h: Histories,
+    fid: str,
+    recorded: Sequence[RecordedEvent],
+    *,
+    verdicts: bool = True,
 ) -> Derived:
+    """``verdicts=False`` leaves out what each assessment meant, which only the notices' chart
+    (``payload``) reads: a historic import or a change of rules, notifying nobody, is spared
+    it."""
     evaluation = policy.evaluate(
         countries.country(h.countries[fid]).rules,
         fid,
         h.assessments.get(fid, []),
         h.readmissions.get(fid, []),
-        verdicts=False,
+        verdicts=verdicts,
     )
     known = {r.key: r for r in recorded}
     changes = policy.diff_events(
@@ -327,6 +345,10 @@ def payload(
         facts["application_id"] = event.application_id
         if event.kind is EventKind.UNANNOUNCED_SCHEDULED:
             facts["visit_on"] = event.on.isoformat()
+    if event.kind in chart.CHARTED and evaluation.verdicts:
+        facts["chart"] = chart.frozen_until(
+            evaluation.verdicts, evaluation.threshold, event.assessment_id, event.on
+        )
     return facts
 
 

@@ -33,7 +33,7 @@ from bot.errors import ImportRejected, PermissionDenied
 from bot.roles import Actor, RoleLevel
 from bot.settings import Settings
 from bot.transports import FileTransport, SlackTransport
-from bot.usecases import access, assessments, calls, imports, readmission
+from bot.usecases import access, assessments, calls, imports, readmission, ztp
 from bot.usecases.core import Core
 from handlers import commands
 from handlers.commands import parse
@@ -169,6 +169,11 @@ ACTIONS: dict[str, str] = {
     "inspectorate visit": "inspectorate visit VN-1001 2026-11-01",
     "readmission report": "readmission report VN-1001 https://drive.example/report",
     "referral send": "referral send VN-1002",
+    # VN-1004's assessment of 2025-01-14 found OS-05
+    "progress": "progress VN-1004 2026-11-01 fixed OS-05",
+    "ztp": "ztp",
+    "ztp open": "ztp open VN-1004 OS-01 exits locked during the night shift",
+    "ztp update": "ztp update {case} investigating the inspectorate opened it",
 }
 
 
@@ -176,7 +181,7 @@ def test_the_matrix_covers_every_action() -> None:
     assert set(ACTIONS) == set(PERMISSIONS)
     for action, line in ACTIONS.items():
         if action != "import":
-            assert parse(line.format(notice=1, event=1)).action == action, line
+            assert parse(line.format(notice=1, event=1, case=1)).action == action, line
 
 
 async def prepare(action: str, core: Core, chief: Actor) -> dict[str, Any]:
@@ -195,6 +200,9 @@ async def prepare(action: str, core: Core, chief: Actor) -> dict[str, Any]:
         before = dataclasses.replace(core, config=load_config(unaddressed))
         for day in ("2026-11-02", "2026-11-10"):
             await assessments.record(before, chief, "VN-1002", day, FAIL4)
+    elif action == "ztp update":
+        opened = await ztp.open_by_hand(core, chief, "VN-1004", "CL-01", "a child at the press")
+        return {"case": opened.case.id}
     elif action == "calls remove":
         await calls.add(core, chief, "2030-02-10")
     elif action == "role revoke":

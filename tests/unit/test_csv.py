@@ -170,7 +170,7 @@ def test_columns_match_the_spec() -> None:
         "factories": (("factory_id", "name", "country", "emails"), ("language", "cycle_end")),
         "buyers": (("buyer_id", "name", "emails"), ()),
         "subscriptions": (("buyer_id", "factory_id"), ()),
-        "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind",)),
+        "assessments": (("factory_id", "assessed_on", "nc_issues"), ("kind", "report_on")),
     }
 
 

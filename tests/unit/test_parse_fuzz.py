@@ -248,6 +248,7 @@ def well_formed(
         "assess": st.one_of(
             _words("assess", st.sampled_from(["", *factory_ids])),
             _words("assess", fid, iso, _token(code_lists()), kind),
+            _words("assess", fid, iso, _token(code_lists()), kind, "report", iso),
         ),
         "factory add": _words(
             "factory add",
@@ -287,6 +288,15 @@ def well_formed(
         "inspectorate visit": _words("inspectorate visit", fid, iso),
         "readmission report": _words("readmission report", fid, link),
         "referral send": _words("referral send", fid),
+        "ztp": _words("ztp"),
+        "ztp open": _words("ztp open", fid, st.sampled_from(["CL-01", "os-01", "XX-9"]), reason),
+        "ztp update": _words(
+            "ztp update",
+            st.sampled_from(["1", "#2", "0", "x"]),
+            st.sampled_from(["investigating", "action-plan", "closed", "open"]),
+            reason,
+        ),
+        "progress": _words("progress", fid, iso, "fixed", _token(code_lists())),
     }
     assert set(texts) == set(PERMISSIONS) - {"import"}
     return st.sampled_from(sorted(texts)).flatmap(
