@@ -15,12 +15,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot import redaction
+from bot import logs
 from bot.bootstrap import Bot, bootstrap
 from bot.cli_admin import outbox_app, review_app
+from bot.cli_progress import progress as progress_command
 from bot.cli_run import fail, known_secrets, run, with_bot
+from bot.cli_ztp import ztp_app
 from bot.countries import builtin_catalogue_notice, load_config
-from bot.errors import PncError
+from bot.errors import ConfigError, PncError
+from bot.logs import LogFormat
 from bot.render import render_text
 from bot.roles import operator
 from bot.settings import load_settings
@@ -41,6 +44,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(review_app, name="review")
+app.add_typer(ztp_app, name="ztp")
+app.command("progress")(progress_command)
 
 
 class ImportKind(StrEnum):
@@ -69,18 +74,38 @@ LogLevelOption = Annotated[
 ]
 
 
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        case_sensitive=False,
+        help="plain, or json: one JSON object a line (default: PNC_LOG_FORMAT, else plain).",
+    ),
+]
+
+
 @app.callback()
-def _main(ctx: typer.Context, log_level: LogLevelOption = None) -> None:
+def _main(
+    ctx: typer.Context, log_level: LogLevelOption = None, log_format: LogFormatOption = None
+) -> None:
     ctx.obj = {"log_level": log_level}  # given before the command: serve respects it
-    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    secrets = known_secrets()
-    for handler in logging.getLogger().handlers:  # on the handler: it sees every record
-        redaction.install(handler, secrets)
+    logging.basicConfig(stream=sys.stderr, format=logs.PLAIN)
+    _set_log_format(log_format)
     _set_log_level(log_level or LogLevel.warning)
 
 
 def _set_log_level(level: LogLevel) -> None:
     logging.getLogger().setLevel(level.value.upper())
+
+
+def _set_log_format(given: LogFormat | None) -> None:
+    """The format given, else ``PNC_LOG_FORMAT``'s; secrets masked in either (on the
+    handler: it sees every record)."""
+    try:
+        configured = load_settings().log_format
+    except ConfigError:  # the command says what is wrong with the settings
+        configured = LogFormat.plain
+    logs.use(given or configured, known_secrets())
 
 
 @db_app.command("upgrade")
@@ -137,6 +162,16 @@ def import_(
     if report.kind == "assessments":
         sent = "to be notified" if report.notify else "recorded without notices"
         line += f" {report.events} events {sent}."
+        if report.ztp_findings:
+            n = report.ztp_findings
+            found = f" {n} zero-tolerance finding{'' if n == 1 else 's'}"
+            line += (
+                f"{found}: cases opened and escalated."
+                if report.notify
+                else f"{found} recorded as {'a closed case' if n == 1 else 'closed cases'}, "
+                "not escalated: open a case by hand "
+                "(`pnc-bot ztp open`) where one is current."
+            )
         if report.contradicted:
             shown = ", ".join(report.to_review[:10])
             more = report.contradicted - min(report.contradicted, 10)
@@ -197,19 +232,36 @@ def issues(
 @app.command()
 def serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="HTTP port (POST /slack/events, GET /healthz).")] = 3000,
+    port: Annotated[
+        int, typer.Option(help="HTTP port (POST /slack/events, GET /healthz, /livez, /readyz).")
+    ] = 3000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     socket_mode: Annotated[
         bool, typer.Option("--socket-mode", help="Connect to Slack with SLACK_APP_TOKEN.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve GET /metrics (Prometheus) on this port; keep it private."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
     log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the bot: Slack listeners, with the database migrated first. Stops on SIGTERM."""
     from bot.server import serve as run_server
 
     given = log_level or (ctx.find_root().obj or {}).get("log_level")
     _set_log_level(given or LogLevel.info)
-    run(lambda: run_server(load_settings(), host=host, port=port, socket_mode=socket_mode))
+    if log_format is not None:
+        _set_log_format(log_format)
+    metrics = (metrics_host, metrics_port) if metrics_port is not None else None
+    run(
+        lambda: run_server(
+            load_settings(), host=host, port=port, socket_mode=socket_mode, metrics=metrics
+        )
+    )
 
 
 @app.command()

@@ -5,13 +5,14 @@ released around it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot import redaction
+from bot import logs, redaction
 from bot.bootstrap import Bot, bootstrap
 from bot.errors import ConfigError, PncError
 from bot.settings import load_settings
@@ -29,7 +30,11 @@ def known_secrets() -> tuple[str, ...]:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    """One line on stderr — a log record when the log is JSON, so every line stays one."""
+    if logs.in_use() == logs.LogFormat.json:
+        logging.getLogger("pnc-bot").error(message)
+    else:
+        typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from bot import notices
 from bot.countries import Countries, Country
+from bot.metrics import INSTRUMENTS
 from bot.settings import Settings
 from bot.transports import ChannelDown, Outcome, Result
 from bot.vocabulary import Channel, NoticeKind, OutboxStatus
@@ -199,6 +200,7 @@ class Outbox:
         )
         await outbox.dead_letter(s, [r.id for r in rows], why)
         for row in rows:
+            INSTRUMENTS.delivered(row.channel, OutboxStatus.DEAD)
             row.attempts -= 1
             await self.alerts.dead(s, row, why, self.clock(), self.policy.alert_every)
 
@@ -209,9 +211,11 @@ class Outbox:
         values = outcome_values(row, result, self.clock(), self.policy, self.rng)
         if values["status"] == OutboxStatus.DEAD:  # rare: the outcome and the alert together
             async with self.db.transaction(write=True) as s:
-                if await outbox.record(await s.connection(), row.id, self.name, values):
+                if ours := await outbox.record(await s.connection(), row.id, self.name, values):
                     error, every = values["last_error"], self.policy.alert_every
                     await self.alerts.dead(s, row, error, self.clock(), every)
+            if ours:
+                INSTRUMENTS.delivered(channel, OutboxStatus.DEAD)
             return
         async with self.db.connection(write=True) as conn:  # the common case, kept light
             ours = await outbox.record(conn, row.id, self.name, values)
@@ -219,6 +223,11 @@ class Outbox:
                 await outbox.clear_pause(conn, channel)
         if not ours:
             log.warning("notice %s was taken over by another dispatcher", row.id)
+        elif result.outcome == Outcome.SENT:
+            latency = (values["sent_at"] - row.created_at).total_seconds()
+            INSTRUMENTS.delivered(channel, result.outcome, latency=latency)
+        else:
+            INSTRUMENTS.delivered(channel, result.outcome)
 
     @contextlib.asynccontextmanager
     async def kept(self, batch: Batch) -> AsyncIterator[None]:
@@ -274,6 +283,8 @@ class Outbox:
             log.warning("%s channel paused until %s: %s", channel, until.isoformat(), exc.reason)
             if alert and channel != Channel.SLACK:
                 await self.alerts.paused(s, channel, exc.reason, until, now)
+        for _ in rows:  # given back, without an attempt spent
+            INSTRUMENTS.delivered(channel, "paused")
 
 
 class Batch:

@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from bot import mail, notices
+from bot import buttons, mail, notices
 from bot.delivery import Batch, DeliveryAlerts, Outbox, RetryPolicy, wait_of
 from bot.render import message, render_slack
 from bot.settings import Settings
@@ -152,7 +152,8 @@ class Dispatcher:
                     ready.append((row, mail.build(row, self.settings)))
                 else:
                     text = render_slack(f"slack/alerts/{row.kind}.txt", **row.payload)
-                    ready.append((row, message(text)))
+                    rows_of_buttons = buttons.for_alert(row.kind, row.key, row.payload)
+                    ready.append((row, buttons.with_buttons(message(text), rows_of_buttons)))
             except Exception as exc:
                 log.exception("cannot render notice %s (%s)", row.id, row.kind)
                 broken.append((row, f"cannot render the notice: {type(exc).__name__}: {exc}"))

@@ -1,5 +1,6 @@
 """``pnc-bot serve``: Slack over HTTP (``POST /slack/events``) or over Socket Mode, plus
-``GET /healthz``; the schema is migrated on start and SIGTERM drains the work in flight —
+``GET /healthz``, ``/livez``, ``/readyz`` (``bot.probes``) and, on a port of its own, ``/metrics``
+(``bot.metrics``); the schema is migrated on start and SIGTERM drains the work in flight —
 replies, then deliveries and reminders — before the process exits.
 
 An HTTP request from Slack passes these checks in turn, each answering at once when it refuses:
@@ -31,9 +32,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 
-from bot import __version__
+from bot import __version__, logs
 from bot.bootstrap import Bot, bootstrap, build_background, email_transport
 from bot.errors import ConfigError
+from bot.metrics import Exporter
+from bot.probes import Probes
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from handlers.middleware import Malformed, quoted, screen
@@ -255,6 +258,7 @@ class Server:
         # signing secret, every HTTP request is refused)
         self.signature = SlackSignature(signing_secret) if signing_secret else None
         self.replays = ReplayGuard(bot.db, bot.core.clock) if signing_secret else None
+        self.probes = Probes(bot.db, background)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -263,6 +267,8 @@ class Server:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/slack/events", self._slack_events)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self.probes.livez)
+        app.router.add_get("/readyz", self.probes.readyz)
         return app
 
     async def start(self, host: str = "0.0.0.0", port: int = 3000) -> int:
@@ -316,6 +322,7 @@ class Server:
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         """A request from Slack, checked in turn (see the module's docstring)."""
+        request_id = logs.new_request(request.headers.get("X-Request-Id"))
         if (request.content_length or 0) > MAX_BODY_BYTES:  # not read: the connection closes
             return _refused(request, 413, f"larger than {MAX_BODY_BYTES} bytes")
         try:
@@ -338,7 +345,10 @@ class Server:
             body = raw.decode("utf-8")
             wanted = screen(parse_body(body, request.content_type))
             bolt_request = AsyncBoltRequest(
-                body=body, query=request.query_string, headers=dict(request.headers)
+                body=body,
+                query=request.query_string,
+                headers=dict(request.headers),
+                context={logs.REQUEST_ID: request_id},  # the middleware keeps it
             )
         except Exception as exc:
             return _refused(request, 400, _unreadable(exc), len(raw))
@@ -385,13 +395,21 @@ def _unreadable(exc: Exception) -> str:
     return f"Slack's library could not read it ({type(exc).__name__})"
 
 
-async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> None:
-    """Run until SIGTERM or SIGINT."""
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    socket_mode: bool,
+    metrics: tuple[str, int] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; ``metrics`` (host, port) serves ``/metrics`` there."""
     token, secret, app_token = slack_credentials(settings, socket_mode)
     email = email_transport(settings)  # a bad PNC_SMTP_URL is refused now, before migrating
     bot = await bootstrap(settings)
     http: aiohttp.ClientSession | None = None
     server: Server | None = None
+    exporter = Exporter(bot.db, bot.core.clock) if metrics is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -414,11 +432,15 @@ async def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) 
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         await server.start(host, port)
+        if exporter is not None and metrics is not None:
+            await exporter.start(*metrics)
         await stop.wait()
         log.info("stopping")
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+        if exporter is not None:
+            await exporter.stop()
         if server is not None:
             await server.stop()
         else:

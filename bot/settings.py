@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bot import redaction, validation
 from bot.errors import ConfigError, PncError
+from bot.logs import LogFormat
 
 SLACK_API_URL = "https://slack.com/api/"
 
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = Field(
         120, ge=5, le=3600, validation_alias="PNC_DELIVERY_LEASE_SECONDS"
     )
+    #: plain lines, or one JSON object a line for log shippers (``--log-format`` overrides it)
+    log_format: LogFormat = Field(LogFormat.plain, validation_alias="PNC_LOG_FORMAT")
 
     @field_validator("admins", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 
 from bot.usecases.core import Core
-from handlers import commands, events, middleware, views
+from handlers import actions, commands, events, middleware, views
 
 
 def build_slack_app(
@@ -35,4 +35,5 @@ def build_slack_app(
     commands.register(app)
     views.register(app)
     events.register(app)
+    actions.register(app)
     return app

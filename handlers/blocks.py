@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot import buttons
 from bot.countries import Country
 from bot.errors import InvalidInput, PncError
 from bot.render import escape_mrkdwn, mention, message, render_slack, sections, slack_environment
@@ -49,7 +50,7 @@ def _without_mentions(exc: PncError) -> str:
 
 # --- the assessment form ---------------------------------------------------------------------
 
-FACTORY, DAY, ISSUES, KIND = "factory", "day", "issues", "kind"
+FACTORY, DAY, ISSUES, KIND, REPORT = "factory", "day", "issues", "kind", "report"
 
 
 def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[str, Any]:
@@ -116,6 +117,16 @@ def assess_modal(country: Country, today: date, factory_id: str | None) -> dict[
                     "options": kinds,
                 },
             },
+            {
+                "type": "input",
+                "block_id": REPORT,
+                "optional": True,
+                "label": _plain("Assessment report date"),
+                "hint": _plain(
+                    "If not the assessment date: Progress Report One is due 30 days after it."
+                ),
+                "element": {"type": "datepicker", "action_id": REPORT},
+            },
         ],
     }
 
@@ -154,6 +165,7 @@ def assess_values(view: dict[str, Any]) -> dict[str, Any]:
         "date": _text(element(DAY).get("selected_date"), DAY),
         "codes": [_chosen(o) for o in options],
         "kind": _text(kind, KIND) or None,
+        "report_on": _text(element(REPORT).get("selected_date"), REPORT) or None,
     }
 
 
@@ -191,10 +203,12 @@ def _misshapen(name: str) -> InvalidInput:
 
 def field_for(exc: PncError) -> str:
     """The form field a refusal belongs to (``response_action=errors``)."""
-    from bot.errors import DuplicateAssessment, InvalidDate, UnknownIssueCodes
+    from bot.errors import DuplicateAssessment, InvalidDate, InvalidReportDate, UnknownIssueCodes
 
     if isinstance(exc, UnknownIssueCodes):
         return ISSUES
+    if isinstance(exc, InvalidReportDate):
+        return REPORT
     if isinstance(exc, (InvalidDate, DuplicateAssessment)):
         return DAY
     return FACTORY
@@ -211,8 +225,27 @@ def form_errors(exc: PncError) -> dict[str, Any]:
 # --- App Home ---------------------------------------------------------------------------------
 
 
-def home_view(text: str) -> dict[str, Any]:
-    return {"type": "home", "blocks": sections(text)}
+def home_view(text: str, factories: Sequence[str] = ()) -> dict[str, Any]:
+    """App Home; each line listing one of ``factories`` (``• `ID` …``) is a block of its own
+    with a Status button (``bot.buttons``), answered for the person who presses it only."""
+    if not factories:
+        return {"type": "home", "blocks": sections(text)}
+    rows = {f"• `{escape_mrkdwn(f)}`": f for f in factories}
+    shown: list[dict[str, Any]] = []
+    for paragraph in text.split("\n\n"):
+        lines: list[str] = []
+        for line in [*paragraph.split("\n"), ""]:
+            fid = next((f for start, f in rows.items() if line.startswith(start + " ")), None)
+            if fid is None and line:
+                lines.append(line)
+                continue
+            shown += sections("\n".join(lines)) if lines else []
+            lines = []
+            if fid is not None:
+                block = sections(line)[0]
+                button = buttons.actions([[buttons.Press(buttons.Button.STATUS, fid)]])
+                shown.append({**block, "accessory": button[0]["elements"][0]})
+    return {"type": "home", "blocks": shown[:100]}
 
 
 def _plain(text: str) -> dict[str, Any]:

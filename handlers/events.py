@@ -39,14 +39,18 @@ async def home_opened(event: dict[str, Any], context: dict[str, Any], client: An
 async def _publish_home(context: dict[str, Any], client: Any) -> None:
     core: Core = context[CORE]
     actor: Actor = context[ACTOR]
+    factories: list[str] = []
     if actor.role is None:
         text = render_slack("slack/home.txt", actor=actor, managers=await access.managers(core))
     else:
+        watch = await reading.watch_list(core, limit=HOME_LIMIT)
+        factories = [f.factory_id for f in watch.factories]
         text = render_slack(
             "slack/home.txt",
             actor=actor,
-            watch=await reading.watch_list(core, limit=HOME_LIMIT),
+            watch=watch,
             calls=await calls.upcoming(core),
             submissions=await reading.recent_submissions(core, actor.user_id),
         )
-    await client.views_publish(user_id=actor.user_id, view=blocks.home_view(text))
+    view = blocks.home_view(text, factories)
+    await client.views_publish(user_id=actor.user_id, view=view)

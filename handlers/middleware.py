@@ -5,7 +5,10 @@ context; the second resolves the person's role (configured or granted), parses `
 and checks the permission declared with the subcommand (``handlers.commands``). A request
 refused here is answered at once — an ephemeral message for a command, field errors for a
 form — and audited; nothing else runs.
-Listeners therefore never check permissions themselves.
+Listeners therefore never check permissions themselves. A button's press (and the form it
+opens) is read here too (``bot.buttons.Press``: a forged one is refused) and needs the role of
+the command it stands for (``bot.usecases.presses.PERMISSIONS``); refused, it is told to the
+presser alone.
 
 Before all that, the HTTP server passes each signed request to ``screen``: a body not in the
 shape Slack sends for a slash command, the assessment form or an event this bot listens to is
@@ -15,20 +18,23 @@ refused with a 400 before Bolt or any listener reads it.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
+from bot import logs
+from bot.buttons import ACTION_PREFIX
 from bot.errors import PncError
 from bot.roles import Actor, Permission
-from bot.usecases import access, assessments
+from bot.usecases import access, assessments, presses
 from bot.usecases.core import Core
 from bot.vocabulary import AuditOutcome
-from handlers import blocks, events
+from handlers import actions, blocks, events, modals
 from handlers.commands import parse
-from handlers.runner import ACTOR, COMMAND, CORE, HTTP, SOURCE, audit
+from handlers.runner import ACTOR, COMMAND, CORE, FORM, HTTP, SOURCE, STARTED, audit
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +76,41 @@ def screen(body: Any) -> bool:
         view = _object(body, "view")
         if not _text(view, "type"):
             raise Malformed("a view without a type")
-        if _text(view, "callback_id") not in _FORMS:
+        _text(view, "private_metadata")
+        if _text(view, "callback_id") not in (*_FORMS, modals.PRESS_CALLBACK):
             raise Malformed(f"a view of no form this bot has ({quoted(view.get('callback_id'))})")
         if "state" in view and "values" in _object(view, "state"):
             values = _object(view["state"], "values")
             if not all(isinstance(block, dict) for block in values.values()):
                 raise Malformed("a form whose `state.values` are not objects")
         return True
+    if kind == "block_actions":
+        _screen_press(body)
+        return True
     if kind == "app_rate_limited":
         return False
     raise Malformed(f"no slash command, form or event this bot handles (type {quoted(kind)})")
+
+
+def _screen_press(body: dict[str, Any]) -> None:
+    """A button pressed: by someone, on a button of the bot's (what its value says is read
+    at the door, where a forged one is refused)."""
+    if not _text(_object(body, "user"), "id"):
+        raise Malformed("a button pressed without a user id")
+    pressed = body.get("actions")
+    if not isinstance(pressed, list) or not pressed:
+        raise Malformed("a button press without its actions")
+    for action in pressed:
+        if not isinstance(action, dict):
+            raise Malformed("a button press whose actions are not objects")
+        _text(action, "value")
+        if not _text(action, "action_id").startswith(ACTION_PREFIX):
+            raise Malformed(f"a press of no button this bot has ({quoted(action['action_id'])})")
+    for key in ("trigger_id", "response_url"):
+        _text(body, key)
+    for key in ("container", "channel", "message"):
+        if key in body:
+            _object(body, key)
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
@@ -107,6 +138,9 @@ def quoted(value: Any) -> str:
 
 def register(app: AsyncApp, core: Core, http: aiohttp.ClientSession) -> None:
     async def provide_core(context: dict[str, Any], next: Any) -> None:
+        context[STARTED] = time.monotonic()
+        # the log lines of this request (and of the listeners it starts) carry its id
+        logs.new_request(context.get(logs.REQUEST_ID))
         context[CORE] = core
         context[HTTP] = http
         await next()
@@ -146,6 +180,7 @@ async def _check_access(
         await next()  # nothing a person asked for (url_verification, other events)
         return None
     context.setdefault(SOURCE, "slack")
+    logs.bind(user=user_id)
     permission: Permission | None = None
     if body.get("command"):
         text = f"{body['command']} {body.get('text', '')}".strip()
@@ -158,9 +193,17 @@ async def _check_access(
         assert command.subcommand is not None
         permission = command.subcommand.permission
         context[COMMAND] = command
+        logs.bind(subcommand=command.action, factory=command.args.get("factory"))
+    elif body.get("type") == "block_actions" or _pressed_form(body):
+        try:
+            permission = _press(context, body)
+        except PncError as exc:
+            await audit(context, AuditOutcome.REFUSED, {"error": exc.code})
+            return await _refuse_press(context, body, exc)
     elif body.get("type") == "view_submission":
         permission = _FORMS.get(body.get("view", {}).get("callback_id", ""))
         context["pnc_text"] = f"form: {body.get('view', {}).get('callback_id', '')}"
+        logs.bind(subcommand=FORM)
     actor = context.get(ACTOR)
     if not isinstance(actor, Actor):  # the console shell may act as someone chosen locally
         actor = await access.actor(core, user_id, context[SOURCE])
@@ -171,6 +214,8 @@ async def _check_access(
         except PncError as exc:
             detail = {"error": exc.code, "action": permission.action}
             await audit(context, AuditOutcome.REFUSED, detail)
+            if actions.PRESS in context:
+                return await _refuse_press(context, body, exc)
             return BoltResponse(status=200, body=_refused(body, exc))
     await next()
     return None
@@ -180,3 +225,45 @@ def _refused(body: dict[str, Any], exc: PncError) -> dict[str, Any]:
     if body.get("type") == "view_submission":
         return blocks.form_errors(exc)
     return blocks.refusal(exc)
+
+
+def _pressed_form(body: dict[str, Any]) -> bool:
+    view = body.get("view")
+    return (
+        body.get("type") == "view_submission"
+        and isinstance(view, dict)
+        and view.get("callback_id") == modals.PRESS_CALLBACK
+    )
+
+
+def _press(context: dict[str, Any], body: dict[str, Any]) -> Permission:
+    """Read a button's press (or the form it opened) into the context; the permission of the
+    command it stands for. A forged press or form is an ``InvalidInput``."""
+    if body.get("type") == "block_actions":
+        context["pnc_text"] = "button: (not readable)"
+        press = actions.press_of(body)
+        where = actions.where_of(body)
+        context["pnc_text"] = f"button: {press}"
+    else:
+        context["pnc_text"] = "form: press (not readable)"
+        press, channel, ts = modals.metadata(body["view"])
+        where = (channel, ts)
+        context["pnc_text"] = f"form: press {press}"
+    context[actions.PRESS], context[actions.WHERE] = press, where
+    logs.bind(subcommand=f"button {press.button}")
+    return presses.PERMISSIONS[press.button]
+
+
+async def _refuse_press(
+    context: dict[str, Any], body: dict[str, Any], exc: PncError
+) -> BoltResponse:
+    """A press refused at the door: told to the presser alone; nothing else runs."""
+    press = context.get(actions.PRESS)
+    if body.get("type") == "view_submission":
+        errors = modals.form_errors(press, exc) if press is not None else blocks.form_errors(exc)
+        return BoltResponse(status=200, body=errors)
+    try:
+        await actions.tell(context, context.get("client"), body, blocks.refusal(exc))
+    except Exception:
+        log.exception("could not tell %s their press was refused", context.get("user_id"))
+    return BoltResponse(status=200, body="")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -17,6 +18,7 @@ from typing import Any, TypeVar, cast
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import PncError
+from bot.metrics import INSTRUMENTS
 from bot.usecases import access
 from bot.vocabulary import AuditOutcome
 from handlers import blocks
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 
 CORE, ACTOR, COMMAND, SOURCE = "pnc_core", "pnc_actor", "pnc_command", "pnc_source"
 HTTP = "pnc_http"
+#: when the request reached the door (``time.monotonic()``); what a form counts as in metrics
+STARTED, FORM = "pnc_started", "form"
+#: what a button press counts as in metrics (its audit text starts ``button:``)
+BUTTON = "button"
 
 Reply = dict[str, Any] | None
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -98,6 +104,7 @@ async def audit(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str
     command = context.get(COMMAND)
     if command is not None:
         detail = {"action": command.action, **detail}
+    _measure(context, outcome, detail)
     try:
         await access.log_command(
             context[CORE],
@@ -109,3 +116,17 @@ async def audit(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str
         )
     except Exception:
         log.exception("could not write the audit entry")
+
+
+def _measure(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str, Any]) -> None:
+    """The request's latency by subcommand and outcome, and a refusal's code (``/metrics``)."""
+    command = context.get(COMMAND)
+    if command is not None:
+        subcommand = command.action
+    else:  # a form, a button, or a command refused before it could be parsed
+        text = str(context.get("pnc_text", ""))
+        subcommand = next((k for k in (FORM, BUTTON) if text.startswith(f"{k}:")), "unparsed")
+    started = context.get(STARTED)
+    seconds = time.monotonic() - started if isinstance(started, float) else None
+    refusal = detail.get("error") if outcome == AuditOutcome.REFUSED else None
+    INSTRUMENTS.command(subcommand, outcome, seconds, refusal)

@@ -22,6 +22,7 @@ from bot.bootstrap import Bot, build_background, email_transport
 from bot.roles import Actor
 from bot.slack_app import build_slack_app
 from bot.transports import Batch, Done, Result, Transport
+from handlers.modals import PRESS_CALLBACK as PRESS_FORM
 from handlers.runner import ACTOR, SOURCE, settle
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class LoopbackSlack:
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self.url = ""
+        #: each message posted gets its own ``ts``, as in Slack (a press names its message)
+        self._posted = itertools.count(100)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
@@ -66,7 +69,7 @@ class LoopbackSlack:
         if method == "auth.test":
             answer.update(user_id="UPNCBOT", bot_id="BPNCBOT", team_id="TLOCAL", user="pnc-bot")
         elif method in ("chat.postMessage", "chat.postEphemeral"):
-            answer.update(channel=body.get("channel"), ts="1700000000.000100")
+            answer.update(channel=body.get("channel"), ts=f"1700000000.{next(self._posted):06d}")
         return 200, answer, {}
 
     async def responded(self, n: str, payload: dict[str, Any]) -> int:
@@ -85,11 +88,25 @@ class LoopbackSlack:
 
 
 class ConsoleSlack(LoopbackSlack):
-    """Prints what the app would show or post."""
+    """Prints what the app would show or post; numbers the buttons it shows (``press N``)."""
 
     def __init__(self, write: Callable[[str], None]) -> None:
         super().__init__()
         self.write = write
+        #: the buttons shown, by number: (where it was shown, the message or view, the button)
+        self.buttons: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        #: the form the last press opened (``views.open``)
+        self.form: dict[str, Any] | None = None
+
+    def _number(self, where: dict[str, Any], shown: dict[str, Any]) -> None:
+        """List the buttons of a message or view, numbered for ``press N``."""
+        found = [b for b in shown.get("blocks", []) if b.get("type") == "actions"]
+        elements = [e for b in found for e in b.get("elements", [])]
+        elements += [b["accessory"] for b in shown.get("blocks", []) if b.get("accessory")]
+        for element in elements:
+            n = len(self.buttons) + 1
+            self.buttons[n] = (where, element)
+            self.write(f"  [{n}] {element.get('text', {}).get('text', '')} (press {n})")
 
     async def responded(self, n: str, payload: dict[str, Any]) -> int:
         self.write(readable(payload))
@@ -98,17 +115,28 @@ class ConsoleSlack(LoopbackSlack):
     async def api_call(
         self, method: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        answer = await super().api_call(method, body)
         if method in ("chat.postMessage", "chat.postEphemeral"):
             self.write(f"[posted to {body.get('channel')}]\n{readable(body)}")
+            where = {"channel": body.get("channel"), "ts": answer[1].get("ts")}
+            self._number(where | {"message": body}, body)
+        elif method == "chat.update":
+            self.write(f"[message updated in {body.get('channel')}]\n{readable(body)}")
         elif method == "views.open":
-            title = body.get("view", {}).get("title", {}).get("text", "a form")
-            self.write(
-                f"(In Slack a form opens here: {title}. In the shell, use the text form: "
-                "/pnc assess <factory> <YYYY-MM-DD> <codes|none>)"
-            )
+            view = body.get("view", {})
+            title = view.get("title", {}).get("text", "a form")
+            if view.get("callback_id") == PRESS_FORM:
+                self.form = view
+                self.write(f"(In Slack a form opens here: {title}; the shell fills it in.)")
+            else:
+                self.write(
+                    f"(In Slack a form opens here: {title}. In the shell, use the text form: "
+                    "/pnc assess <factory> <YYYY-MM-DD> <codes|none>)"
+                )
         elif method == "views.publish":
             self.write(f"[App Home]\n{readable(body.get('view', {}))}")
-        return await super().api_call(method, body)
+            self._number({"home": True}, body.get("view", {}))
+        return answer
 
 
 class ConsoleSession:
@@ -188,6 +216,40 @@ class ConsoleSession:
         await settle(COMMAND_TIMEOUT)  # the reply arrives once the listener is done
         await self.deliver()
 
+    async def press(self, line: str) -> None:
+        """``press N [words]``: press the N-th button shown, as Slack would send it; a form it
+        opens is submitted with ``words`` (a note or reason; a date first for a meeting, a
+        step first for a zero-tolerance case)."""
+        _, _, rest = line.partition(" ")
+        number, _, words = rest.strip().partition(" ")
+        shown = self._console.buttons.get(int(number)) if number.isdigit() else None
+        if shown is None:
+            self.write("No such button: `press N` presses a button listed as [N].")
+            return
+        where, element = shown
+        self._console.form = None
+        await self._dispatch(press_body(self._who(), where, element, self._url, self._counter))
+        if self._console.form is not None:
+            form, self._console.form = self._console.form, None
+            await self._dispatch(form_body(self._who(), form, words.strip()))
+        await self.deliver()
+
+    def _who(self) -> str:
+        return self.user_id or self.operator.user_id
+
+    async def _dispatch(self, body: dict[str, Any]) -> None:
+        context: dict[str, Any] = {SOURCE: "shell"}
+        if self.user_id is None:
+            context[ACTOR] = self.operator
+        response = await self._app.async_dispatch(
+            AsyncBoltRequest(body=body, mode="socket_mode", context=context)
+        )
+        if response.body:
+            answer = json.loads(response.body)
+            errors = answer.get("errors") if isinstance(answer, dict) else None
+            self.write("\n".join(errors.values()) if errors else readable(answer))
+        await settle(COMMAND_TIMEOUT)
+
     async def deliver(self) -> None:
         """Send the reminders that are due and every notice waiting."""
         await self._background.reminders.run_due()
@@ -212,6 +274,10 @@ async def run_shell(
                 continue
             if line in ("exit", "quit"):
                 break
+            if line.split(" ", 1)[0] == "press":
+                await session.press(line)
+                run += 1
+                continue
             if not line.startswith("/pnc"):
                 write("Commands start with /pnc — try /pnc help (exit to leave).")
                 continue
@@ -281,3 +347,56 @@ def readable(message: dict[str, Any]) -> str:
         text = "\n\n".join(p for p in parts if p)
     # a mention shows as @name in Slack; on the console, as @id
     return _MENTION.sub(r"@\1", html.unescape(text or ""))
+
+
+def press_body(
+    user: str, where: dict[str, Any], element: dict[str, Any], url: str, counter: Any
+) -> dict[str, Any]:
+    """A button pressed, as Slack sends it (``block_actions``)."""
+    n = next(counter)
+    body: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user},
+        "team": {"id": "TSHELL"},
+        "api_app_id": "ASHELL",
+        "trigger_id": f"shell.{n}",
+        "actions": [{**element, "block_id": "shell", "action_ts": "0"}],
+    }
+    if where.get("home"):
+        return body | {"container": {"type": "view", "view_id": "VHOME"}}
+    return body | {
+        "container": {"type": "message", "channel_id": where["channel"], "message_ts": where["ts"]},
+        "channel": {"id": where["channel"]},
+        "message": {**where["message"], "ts": where["ts"]},
+        "response_url": f"{url}/respond/{n}",
+    }
+
+
+def form_body(user: str, form: dict[str, Any], words: str) -> dict[str, Any]:
+    """A form the bot opened, submitted with what was typed after ``press N``."""
+    first, _, after = words.partition(" ")
+    values: dict[str, Any] = {}
+    for block in form.get("blocks", []):
+        kind, block_id = block["element"]["type"], block["block_id"]
+        if kind == "datepicker":
+            picked = first if re.fullmatch(r"\d{4}-\d{2}-\d{2}", first) else ""
+            values[block_id] = {block_id: {"selected_date": picked or None}}
+            words = after if picked else words
+        elif kind == "static_select":
+            values[block_id] = {block_id: {"selected_option": {"value": first} if first else None}}
+            words = after
+        else:
+            values[block_id] = {block_id: {"value": words or None}}
+    return {
+        "type": "view_submission",
+        "user": {"id": user, "username": user},
+        "team": {"id": "TSHELL"},
+        "api_app_id": "ASHELL",
+        "view": {
+            "id": "VSHELL",
+            "type": "modal",
+            "callback_id": form["callback_id"],
+            "private_metadata": form.get("private_metadata", ""),
+            "state": {"values": values},
+        },
+    }

@@ -63,6 +63,15 @@ class Background:
         self.dispatcher.wake()  # catch up with whatever came due while nobody was running
         self.reminders.wake()
 
+    def running(self) -> dict[str, bool]:
+        """Whether the dispatcher, the reminder runner and the clock are running (``/readyz``)."""
+        alive = {task.get_name() for task in self._tasks if not task.done()}
+        return {
+            "dispatcher": "outbox dispatcher" in alive,
+            "reminders": "reminders" in alive,
+            "clock": self._clock is not None and bool(self._clock.running),
+        }
+
     async def stop(self) -> None:
         if self._clock is not None:
             self._clock.shutdown(wait=False)

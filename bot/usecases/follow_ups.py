@@ -179,15 +179,18 @@ async def end(core: Core, s: Session, ended: Sequence[Ended]) -> None:
             )
 
 
-async def meeting_held(core: Core, actor: Actor, factory_id: str, day: str) -> date:
-    """Close the stakeholder-meeting follow-up of a designation."""
+async def meeting_held(
+    core: Core, actor: Actor, factory_id: str, day: str, follow_up_id: int | None = None
+) -> date:
+    """Close the stakeholder-meeting follow-up of a designation (with ``follow_up_id``, a
+    button's: only if that is the one open)."""
     await access.require(core, actor, MEETING_HELD)
     fid = validation.identifier(factory_id, "factory id")
     held = validation.past_date(day, core.today(), "meeting date")
     async with core.db.transaction(write=True) as s:
-        await registry.existing_factory(s, fid)
+        await registry.existing_factory(s, fid, lock=True)  # one closes it, the other is told
         follow_up = await reminders.open_follow_up(s, fid, FollowUpKind.STAKEHOLDER_MEETING)
-        if follow_up is None:
+        if follow_up is None or follow_up_id not in (None, follow_up.id):
             raise StateConflict(
                 f"`{fid}` has no stakeholder meeting to hold.",
                 "A meeting is tracked after each designation until it is marked held.",

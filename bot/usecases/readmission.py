@@ -149,10 +149,16 @@ async def schedule_visit(core: Core, actor: Actor, factory_id: str, day: str) ->
 
 
 async def decide(
-    core: Core, actor: Actor, factory_id: str, approve: bool, note: str | None
+    core: Core,
+    actor: Actor,
+    factory_id: str,
+    approve: bool,
+    note: str | None,
+    application_id: int | None = None,
 ) -> StateOutcome:
     """Approve (the factory is readmitted: a new streak starts) or reject (it stays
-    designated; a reason is required)."""
+    designated; a reason is required). With ``application_id`` (a button's), refused unless
+    that is the application under review."""
     permission = APPROVE if approve else REJECT
     await access.require(core, actor, permission)
     fid = validation.identifier(factory_id, "factory id")
@@ -166,6 +172,8 @@ async def decide(
         factory = await registry.existing_factory(s, fid, lock=True)
         application, h, state = await _open_application(core, s, factory)
         assert application.id is not None
+        if application_id is not None and application.id != application_id:
+            raise StateConflict(f"Application #{application_id} of `{fid}` is not under review.")
         if approve:
             await _reports_complete(s, fid, state)
         application.decided_on = core.today()
