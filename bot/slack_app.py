@@ -28,6 +28,10 @@ def build_slack_app(
         token=token,
         signing_secret=signing_secret,
         logger=logging.getLogger("pnc-bot.slack"),
+        # Bolt answers Slack as soon as a listener returns; ours return once they acknowledge
+        # and go on in a task of their own (``handlers.runner.tracked``). Without it Bolt polls
+        # for the acknowledgement every 10 ms, which every answer would wait for.
+        process_before_response=True,
     )
     app.client.base_url = api_url
     app.client.session = http

@@ -32,7 +32,7 @@ from handlers import blocks
 from handlers import parse as grammar
 from handlers.declare import SUBCOMMANDS, subcommand
 from handlers.parse import Command
-from handlers.runner import ACTOR, COMMAND, CORE, Reply, answer, tracked
+from handlers.runner import ACTOR, COMMAND, CORE, Reply, answer, answer_now, tracked
 
 
 def parse(text: str) -> Command:
@@ -50,6 +50,11 @@ async def pnc(
     parsed: Command = context[COMMAND]
     core: Core = context[CORE]
     actor: Actor = context[ACTOR]
+    assert parsed.subcommand is not None
+    run = parsed.subcommand.run
+    if parsed.subcommand.reads:
+        await answer_now(context, ack, respond, lambda: run(core, actor, parsed.args))
+        return
     await ack()
     if parsed.action == assessments.RECORD.action and "date" not in parsed.args:
         # the form: trigger_id expires ~3 s after the command, so open it before anything slow
@@ -62,8 +67,6 @@ async def pnc(
 
         await answer(context, respond, open_form)
         return
-    assert parsed.subcommand is not None
-    run = parsed.subcommand.run
     await answer(context, respond, lambda: run(core, actor, parsed.args))
 
 
@@ -74,29 +77,33 @@ def _staff(action: str) -> Permission:
 # --- anyone on staff --------------------------------------------------------------------------
 
 
-@subcommand("status", "/pnc status <factory>", _staff("status"), grammar.one_factory)
+@subcommand("status", "/pnc status <factory>", _staff("status"), grammar.one_factory, reads=True)
 async def _status(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     view = await reading.status(core, args["factory"])
     return blocks.template("status", v=view, shown=view.latest(5))
 
 
-@subcommand("history", "/pnc history <factory>", _staff("history"), grammar.one_factory)
+@subcommand("history", "/pnc history <factory>", _staff("history"), grammar.one_factory, reads=True)
 async def _history(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return blocks.template("history", v=await reading.history_of(core, args["factory"]))
 
 
-@subcommand("at-risk", "/pnc at-risk [country]", _staff("at-risk"), grammar.optional_country)
+@subcommand(
+    "at-risk", "/pnc at-risk [country]", _staff("at-risk"), grammar.optional_country, reads=True
+)
 async def _at_risk(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return blocks.template("watch_list", w=await reading.watch_list(core, args["country"]))
 
 
-@subcommand("issues", "/pnc issues [country]", _staff("issues"), grammar.optional_country)
+@subcommand(
+    "issues", "/pnc issues [country]", _staff("issues"), grammar.optional_country, reads=True
+)
 async def _issues(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     country = core.country(args["country"])
     return blocks.template("issues", country=country, clusters=country.catalogue.clusters())
 
 
-@subcommand("help", "/pnc help", _staff("help"), grammar.nothing)
+@subcommand("help", "/pnc help", _staff("help"), grammar.nothing, reads=True)
 async def _help(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     usages = {level.label: usages_of(level) for level in RoleLevel}
     return blocks.template("help", usages=usages, role=actor.role.label if actor.role else None)
@@ -306,6 +313,7 @@ async def _calls_add(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     Permission("calls list", RoleLevel.MANAGER),
     grammar.no_more,
     default=True,
+    reads=True,
 )
 async def _calls_list(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return blocks.template("calls", c=await calls.calendar(core))
@@ -334,6 +342,7 @@ _RETRY_USAGE = "/pnc outbox retry <notice number> | dead [kind] [factory]"
     "/pnc outbox",
     Permission("outbox", RoleLevel.MANAGER),
     grammar.outbox(_RETRY_USAGE),
+    reads=True,
 )
 async def _outbox(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return blocks.template("outbox", o=await outbox_admin.overview(core), tz=core.settings.tz)
@@ -350,7 +359,7 @@ async def _outbox_retry(core: Core, actor: Actor, args: dict[str, Any]) -> Reply
 _RELEASE_USAGE = "/pnc review release <number>"
 
 
-@subcommand("review", "/pnc review", review.LIST, grammar.review(_RELEASE_USAGE))
+@subcommand("review", "/pnc review", review.LIST, grammar.review(_RELEASE_USAGE), reads=True)
 async def _review(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return blocks.template("review", v=await review.pending(core, actor), tz=core.settings.tz)
 

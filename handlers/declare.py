@@ -21,13 +21,20 @@ SUBCOMMANDS: list[Subcommand] = []
 
 
 def subcommand(
-    words: str, usage: str, permission: Permission, read: Grammar, *, default: bool = False
+    words: str,
+    usage: str,
+    permission: Permission,
+    read: Grammar,
+    *,
+    default: bool = False,
+    reads: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare a subcommand: ``words`` typed after ``/pnc``, its usage line, the permission it
-    needs, its grammar; ``default`` when its first word alone means it."""
+    needs, its grammar; ``default`` when its first word alone means it; ``reads`` when it
+    changes nothing (its answer then goes in the acknowledgement)."""
 
     def declare(run: Handler) -> Handler:
-        SUBCOMMANDS.append(Subcommand(words, usage, permission, read, run, default))
+        SUBCOMMANDS.append(Subcommand(words, usage, permission, read, run, default, reads))
         return run
 
     return declare

@@ -55,6 +55,8 @@ class Subcommand:
     run: Callable[..., Awaitable[Any]]
     #: what its first word alone means (``calls`` → ``calls list``)
     default: bool = False
+    #: it only reads: its answer goes in the acknowledgement (``handlers.runner.answer_now``)
+    reads: bool = False
 
     @property
     def action(self) -> str:

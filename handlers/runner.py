@@ -1,8 +1,10 @@
-"""Running a request's work after it is acknowledged, and the one audit entry it leaves.
+"""Running a request's work, and the one audit entry it leaves.
 
-``answer`` turns the work's outcome into the reply — its result, a refusal (a ``PncError``,
-rendered in one place) or an apology for a fault on our side (logged, never shown) — sends it
-through ``respond``, and writes the audit entry: who, what they typed, how it ended.
+``answer`` runs acknowledged work and turns its outcome into the reply — its result, a refusal
+(a ``PncError``, rendered in one place) or an apology for a fault on our side (logged, never
+shown) — sends it through ``respond``, and writes the audit entry: who, what they typed, how it
+ended. ``answer_now`` does the same for a read, whose reply goes in the acknowledgement.
+``tracked`` lets Bolt answer Slack as soon as a listener acknowledges.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import logging
 import time
 import weakref
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -35,22 +38,55 @@ BUTTON = "button"
 Reply = dict[str, Any] | None
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
+#: how long Bolt is kept waiting for a listener's acknowledgement (Slack allows 3 s)
+ACK_WAIT = 2.9
+#: how long a read may take to be answered in its acknowledgement (``answer_now``)
+ACK_WITHIN = 2.0
+
 #: listener tasks still running; a stopping server (and the shell) waits for them
 IN_FLIGHT: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 
 def tracked(listener: F) -> F:
-    """Register a listener's task in ``IN_FLIGHT`` while it runs. Bolt injects arguments by
-    name; ``functools.wraps`` keeps the listener's signature visible to it."""
+    """Run a listener in a task of its own, registered in ``IN_FLIGHT`` while it runs, and
+    return to Bolt as soon as it acknowledges (or at once, for an event, which Bolt
+    acknowledges itself): the app runs with ``process_before_response``, so Bolt answers Slack
+    the moment this returns, with what was passed to ``ack`` — no polling for it — while the
+    rest of the listener's work goes on. Bolt injects arguments by name;
+    ``functools.wraps`` keeps the listener's signature visible to it."""
 
     @functools.wraps(listener)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        task = asyncio.current_task()
-        if task is not None:
-            IN_FLIGHT.add(task)
-        return await listener(*args, **kwargs)
+        acked = asyncio.Event()
+        ack = kwargs.get("ack")
+        if ack is not None:
+
+            async def ack_and_go(*a: Any, **kw: Any) -> Any:
+                try:
+                    return await ack(*a, **kw)
+                finally:
+                    acked.set()
+
+            kwargs["ack"] = ack_and_go
+        else:
+            acked.set()
+        task = asyncio.ensure_future(listener(*args, **kwargs))
+        IN_FLIGHT.add(task)
+        task.add_done_callback(_log_failure)
+        if not acked.is_set():
+            waiter = asyncio.ensure_future(acked.wait())
+            await asyncio.wait({task, waiter}, timeout=ACK_WAIT, return_when=FIRST_COMPLETED)
+            waiter.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return task.result()
+        return None
 
     return cast(F, run)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a listener failed", exc_info=task.exception())
 
 
 async def settle(seconds: float) -> int:
@@ -67,17 +103,52 @@ async def answer(
     respond: Callable[..., Awaitable[Any]],
     work: Callable[[], Awaitable[Reply]],
 ) -> None:
-    detail: dict[str, Any] = {}
+    """Run acknowledged work: audit its outcome, then send its reply through ``respond``."""
+    reply, outcome, detail = await _outcome(context, work)
+    await audit(context, outcome, detail)  # on record before the person sees the outcome
+    await _send(context, respond, reply)
+
+
+async def answer_now(
+    context: dict[str, Any],
+    ack: Callable[..., Awaitable[Any]],
+    respond: Callable[..., Awaitable[Any]],
+    work: Callable[[], Awaitable[Reply]],
+) -> None:
+    """A read: its reply in the acknowledgement itself, which spares the person the round
+    trip to the response URL. One not ready within ``ACK_WITHIN`` seconds is acknowledged
+    empty and answered through ``respond``, as every other command is. Its audit entry is
+    written just after the answer (a crash in between loses it: reads only)."""
+    task = asyncio.ensure_future(_outcome(context, work))
+    done, _ = await asyncio.wait({task}, timeout=ACK_WITHIN)
+    if not done:
+        await ack()
+        reply, outcome, detail = await task
+        await audit(context, outcome, detail)
+        await _send(context, respond, reply)
+        return
+    reply, outcome, detail = task.result()
+    await (ack(reply) if reply is not None else ack())
+    await audit(context, outcome, detail)
+
+
+async def _outcome(
+    context: dict[str, Any], work: Callable[[], Awaitable[Reply]]
+) -> tuple[Reply, AuditOutcome, dict[str, Any]]:
+    """The work's reply and how it ended: its result, a refusal (a ``PncError``, rendered in
+    one place) or an apology for a fault on our side (logged, never shown)."""
     try:
-        reply = await work()
-        outcome = AuditOutcome.OK
+        return await work(), AuditOutcome.OK, {}
     except PncError as exc:
-        reply, outcome, detail = blocks.refusal(exc), AuditOutcome.REFUSED, {"error": exc.code}
+        return blocks.refusal(exc), AuditOutcome.REFUSED, {"error": exc.code}
     except Exception as exc:
         log.exception("command failed: %s", context.get("pnc_text", "")[:200])
-        reply, outcome = blocks.reply("failure"), AuditOutcome.ERROR
-        detail = {"error": type(exc).__name__}
-    await audit(context, outcome, detail)  # on record before the person sees the outcome
+        return blocks.reply("failure"), AuditOutcome.ERROR, {"error": type(exc).__name__}
+
+
+async def _send(
+    context: dict[str, Any], respond: Callable[..., Awaitable[Any]], reply: Reply
+) -> None:
     if reply is not None:
         try:
             await _reply(context, respond, reply)

@@ -55,7 +55,7 @@ def _reply(core: Core, what: str, **context: Any) -> Reply:
     return blocks.template("ztp", what=what, tz=core.settings.tz, now=core.clock(), **context)
 
 
-@subcommand("ztp", "/pnc ztp", ztp.LIST, ztp_list)
+@subcommand("ztp", "/pnc ztp", ztp.LIST, ztp_list, reads=True)
 async def _ztp(core: Core, actor: Actor, args: dict[str, Any]) -> Reply:
     return _reply(core, "list", cases=await ztp.open_cases(core))
 

@@ -132,9 +132,32 @@ async def record(
 async def remediation_of(core: Core, s: Session, factory: Factory) -> Remediation:
     """Where the issues of the factory's latest counted assessment stand today."""
     history = await _visits(core, s, factory)
-    reports = (await rows.reports(s, [factory.id])).get(factory.id, [])
+    reports = await reports_of(s, factory.id)
     country = country_of(core, factory.country)
     return remediation.track(history, reports, today=core.today(), names=_names(country))
+
+
+async def reports_of(s: Session, factory_id: str) -> list[Report]:
+    """The factory's progress reports, oldest first."""
+    return (await rows.reports(s, [factory_id])).get(factory_id, [])
+
+
+def remediation_from(
+    core: Core,
+    factory: Factory,
+    verdicts: Iterable[policy.Verdict],
+    report_dates: Mapping[int, date | None],
+    reports: Iterable[Report],
+) -> Remediation:
+    """``remediation_of`` for a caller that has evaluated the factory's history already (the
+    status): its verdicts, its assessments' report dates by id, its progress reports."""
+    country = country_of(core, factory.country)
+    return remediation.track(
+        remediation.visits(verdicts, report_dates),
+        reports,
+        today=core.today(),
+        names=_names(country),
+    )
 
 
 async def remediations(

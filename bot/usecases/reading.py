@@ -45,7 +45,7 @@ async def status(core: Core, factory_id: str) -> StatusView:
         referral_log = await referrals.log_of(core, s, fid)
         visit_rows = await inspectorate.visits_of(s, fid)
         ztp_cases = await ztp.open_cases_of(core, s, fid)
-        remediation = await progress.remediation_of(core, s, found)
+        reports = await progress.reports_of(s, fid)
     country = core.countries.country(found.country)
     evaluation = policy.evaluate(
         country.rules,
@@ -54,6 +54,9 @@ async def status(core: Core, factory_id: str) -> StatusView:
         [history.as_readmission(r) for r in applications],
     )
     designated_on = inspectorate.designated_on(evaluation)
+    remediation = progress.remediation_from(
+        core, found, evaluation.verdicts, {r.id: r.report_on for r in rows if r.id}, reports
+    )
     verdicts = {v.assessment.id: v for v in evaluation.verdicts}
     lines = {r.id: _line(r, verdicts[r.id], country) for r in rows if r.id is not None}
     return StatusView(

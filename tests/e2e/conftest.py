@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from bot.usecases import access, imports
 from bot.usecases.core import Core
+from handlers import runner
 from store.db import Database
 from tests.conftest import EXAMPLES
 from tests.fakes import FakeSlack
@@ -102,13 +103,16 @@ class SlackClient:
         status, answer, seconds = await self.post(body, "application/x-www-form-urlencoded")
         assert status == 200, answer
         if answer.strip():
+            await settled()
             return Reply(status, json.loads(answer), seconds)
         payload = await self.slack.wait(lambda: self.slack.responses.get(n))
+        await settled()
         return Reply(status, payload, seconds)
 
     async def interaction(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         status, answer, _ = await self.post(body, "application/x-www-form-urlencoded")
+        await settled()
         return status, (json.loads(answer) if answer.strip() else {})
 
     async def event(self, event: dict[str, Any]) -> int:
@@ -124,7 +128,14 @@ class SlackClient:
             }
         )
         status, _, _ = await self.post(body, "application/json")
+        await settled()
         return status
+
+
+async def settled() -> None:
+    """Wait for the work the bot goes on with after answering (the listeners still running:
+    the server runs in this process), as a person waits for its outcome."""
+    assert await runner.settle(30) == 0, "a listener was still running after 30 s"
 
 
 @pytest.fixture

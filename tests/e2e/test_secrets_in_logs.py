@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -109,25 +110,33 @@ async def test_debug_logs_mask_response_urls_and_every_secret(
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.2)
+            # a read is answered in the acknowledgement; anything else through the response
+            # URL, which is then logged (masked)
             if socket_mode:
-                await slack.envelope(
-                    "slash_commands",
-                    {
-                        "command": "/pnc",
-                        "text": "help",
-                        "user_id": CHIEF,
-                        "team_id": "T0TEST",
-                        "channel_id": "C0STAFF",
-                        "api_app_id": "A0PNC",
-                        "response_url": f"{slack.url}/respond/1",
-                        "trigger_id": "trigger.socket",
-                    },
-                )
-                reply = await slack.wait(lambda: slack.responses.get("1"))
-                assert "/pnc status" in reply["text"]
+
+                async def envelope(text: str, n: str) -> dict[str, Any]:
+                    return await slack.envelope(
+                        "slash_commands",
+                        {
+                            "command": "/pnc",
+                            "text": text,
+                            "user_id": CHIEF,
+                            "team_id": "T0TEST",
+                            "channel_id": "C0STAFF",
+                            "api_app_id": "A0PNC",
+                            "response_url": f"{slack.url}/respond/{n}",
+                            "trigger_id": f"trigger.socket.{n}",
+                        },
+                    )
+
+                assert "/pnc status" in (await envelope("help", "1"))["payload"]["text"]
+                await envelope("review release 99", "2")
+                reply = await slack.wait(lambda: slack.responses.get("2"))
+                assert "99" in reply["text"]
             else:
                 client = SlackClient(base, slack, session, secret=SIGNING)
                 assert "/pnc status" in (await client.command("help", CHIEF)).text
+                assert "99" in (await client.command("review release 99", CHIEF)).text
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
