@@ -5,7 +5,9 @@ there is one writer at a time: within the process, writers queue on an asyncio l
 take a connection (so waiting writers hold no pooled connection and readers are never starved);
 the transaction then starts with ``BEGIN IMMEDIATE``, so a writer in another process makes it
 wait (up to ``busy_timeout``) instead of failing when a read lock is upgraded. Readers never
-block in WAL mode. On PostgreSQL the use cases lock the rows they change (``SELECT … FOR UPDATE``).
+block in WAL mode, so on a SQLite file read transactions run on the event loop's own thread
+(``store.immediate``), without aiosqlite's hand-offs. On PostgreSQL the use cases lock the rows
+they change (``SELECT … FOR UPDATE``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import redaction
+from store import immediate
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,21 @@ class Database:
         else:
             engine_options.setdefault("pool_pre_ping", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_options)
+        #: read transactions' engine: on a SQLite file, on the loop's own thread
+        #: (``store.immediate``); otherwise the same engine
+        self.read_engine = self.engine
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+            path = self.url.database
+            if path and path != ":memory:" and not path.startswith("file:") and not self.url.query:
+                self.read_engine = create_async_engine(
+                    self.url, async_creator=immediate.creator(path), **engine_options
+                )
+                _configure_sqlite(self.read_engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(
+            self.read_engine, class_=AsyncSession, expire_on_commit=False
+        )
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
 
     @property
@@ -112,14 +127,14 @@ class Database:
                 async with conn.begin():
                     yield conn
         else:
-            async with self.engine.connect() as conn:
+            async with (self.engine if write else self.read_engine).connect() as conn:
                 await conn.execution_options(**{_WRITE: write})
                 async with conn.begin():
                     yield conn
 
     @asynccontextmanager
     async def _unit(self, *, write: bool) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        async with (self.sessions if write else self.read_sessions)() as session:
             await session.connection(execution_options={_WRITE: write})
             try:
                 yield session
@@ -140,6 +155,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def _json_dumps(value: Any) -> str:

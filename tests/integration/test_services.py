@@ -337,11 +337,14 @@ def statements(db: Database) -> Iterator[list[str]]:
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(" ".join(statement.split()))
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    engines = {db.engine.sync_engine, db.read_engine.sync_engine}  # reads may have their own
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield sent
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def reads(sent: list[str], table: str) -> int:
