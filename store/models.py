@@ -4,65 +4,19 @@ transaction that changes the history, kept only so lists ("who is at risk?") nee
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.mutable import MutableDict, MutableList
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from bot.policy import State
 from bot.vocabulary import NoticeMode, OutboxStatus, ReminderStatus
-
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on SQLite and PostgreSQL alike (SQLite drops the offset)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: store aware datetimes only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _json_list(server_default: str | None = None) -> Any:
-    return sa.Column(
-        MutableList.as_mutable(sa.JSON()),
-        nullable=False,
-        default=list,
-        server_default=server_default,
-    )
-
-
-def _json_dict() -> Any:
-    return sa.Column(MutableDict.as_mutable(sa.JSON()), nullable=False, default=dict)
-
-
-def _when(nullable: bool = False, index: bool = False) -> Any:
-    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+from store.columns import UTCDateTime as UTCDateTime
+from store.columns import json_dict as _json_dict
+from store.columns import json_list as _json_list
+from store.columns import utcnow as utcnow
+from store.columns import when as _when
 
 
 class Factory(SQLModel, table=True):
@@ -266,59 +220,6 @@ class DeliveryChannel(SQLModel, table=True):
     alerted: bool = False
 
 
-class ZtpCase(SQLModel, table=True):
-    """A zero-tolerance case (child labour, forced labour, violence, an imminent threat to
-    workers' safety): escalated to the authorities at once, followed until staff close it.
-    Never counted towards PNC. Opened by an assessment with a zero-tolerance code (``key`` is
-    then derived from it, so re-evaluating opens none twice) or by hand."""
-
-    __tablename__ = "ztp_case"
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=200, unique=True)
-    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
-    code: str = Field(max_length=32)
-    #: the assessment that found it (None: opened by hand)
-    assessment_id: int | None = Field(default=None, foreign_key="assessment.id")
-    opened_at: datetime = Field(sa_column=_when())
-    opened_by: str = Field(max_length=64)
-    note: str | None = Field(default=None, max_length=2000)
-    #: a ``bot.vocabulary.ZtpStatus``
-    status: str = Field(default="open", max_length=16, index=True)
-    updated_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
-    updated_by: str | None = Field(default=None, max_length=64)
-    closed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
-
-
-class ZtpUpdate(SQLModel, table=True):
-    """Progress recorded on a zero-tolerance case (``/pnc ztp update``)."""
-
-    __tablename__ = "ztp_update"
-
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="ztp_case.id", index=True)
-    status: str = Field(max_length=16)
-    note: str | None = Field(default=None, max_length=2000)
-    by: str = Field(max_length=64)
-    at: datetime = Field(sa_column=_when())
-
-
-class ProgressReport(SQLModel, table=True):
-    """Progress Report One: what a factory reports it fixed of the publicly reported
-    non-compliances of an assessment (``/pnc progress``)."""
-
-    __tablename__ = "progress_report"
-
-    id: int | None = Field(default=None, primary_key=True)
-    factory_id: str = Field(foreign_key="factory.id", max_length=64, index=True)
-    assessment_id: int = Field(foreign_key="assessment.id")
-    reported_on: date
-    #: the issue codes reported fixed
-    fixed: list[str] = Field(sa_column=_json_list())
-    recorded_by: str = Field(max_length=64)
-    recorded_at: datetime = Field(sa_column=_when())
-
-
 class CallSeries(SQLModel, table=True):
     """Buyer calls that recur (quarterly): its occurrences are ``buyer_call`` rows."""
 
@@ -435,6 +336,11 @@ class CountryRules(SQLModel, table=True):
 
 
 # --- the tables, for SQLAlchemy Core statements (bulk writes, claims, reports) ---------------
+
+# the tables of zero-tolerance cases and progress reports, in a module of their own
+from store.models_cases import ProgressReport as ProgressReport  # noqa: E402
+from store.models_cases import ZtpCase as ZtpCase  # noqa: E402
+from store.models_cases import ZtpUpdate as ZtpUpdate  # noqa: E402
 
 FACTORIES = SQLModel.metadata.tables["factory"]
 BUYERS = SQLModel.metadata.tables["buyer"]
