@@ -1,5 +1,9 @@
 """The composition root: the one place that builds settings, config, database, the use cases'
-core and the workers."""
+core and the workers.
+
+The workers' parts (Slack's client, the transports, the dispatcher, APScheduler) are imported
+by the functions that build them: a CLI command that runs no worker does not load them
+(``bench/cli_startup.py``)."""
 
 from __future__ import annotations
 
@@ -7,14 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.countries import Config, load_config, warn_builtin_catalogues
-from bot.delivery import RetryPolicy
-from bot.dispatcher import Dispatcher
 from bot.settings import Settings, load_settings
-from bot.smtp_url import SmtpSettings
-from bot.transports import FileTransport, SlackTransport, SmtpTransport, Transport
 from bot.usecases import referrals, rules
 from bot.usecases.core import Clock, Core
 from store import migrate
@@ -22,6 +20,10 @@ from store.db import Database
 from store.models import utcnow
 
 if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.dispatcher import Dispatcher
+    from bot.transports import Transport
     from scheduler.clock import Background
 
 
@@ -33,6 +35,7 @@ class Bot:
     core: Core
 
     async def aclose(self) -> None:
+        await self.core.read_audits.flush()
         await self.db.dispose()
 
 
@@ -66,6 +69,9 @@ async def bootstrap(
 
 def email_transport(settings: Settings) -> Transport:
     """SMTP when ``PNC_SMTP_URL`` is set; otherwise ``.eml`` files in ``PNC_OUTBOX_DIR``."""
+    from bot.smtp_url import SmtpSettings
+    from bot.transports import FileTransport, SmtpTransport
+
     if settings.smtp_url is None:
         return FileTransport(settings.outbox_dir)
     return SmtpTransport(SmtpSettings.from_url(settings.smtp_url.get_secret_value()))
@@ -75,6 +81,10 @@ def build_dispatcher(
     bot: Bot, slack: AsyncWebClient | None, *, email: Transport | None = None
 ) -> Dispatcher:
     """The outbox dispatcher, woken by every commit that writes notices."""
+    from bot.delivery import RetryPolicy
+    from bot.dispatcher import Dispatcher
+    from bot.transports import SlackTransport
+
     transports = [email or email_transport(bot.settings)]
     if slack is not None:
         transports.append(SlackTransport(slack))

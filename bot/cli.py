@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot import logs
 from bot.bootstrap import Bot, bootstrap
@@ -335,6 +333,9 @@ def _progress() -> Any:
     """A progress bar on stderr when a person is watching; nothing in scripts and tests."""
     if not sys.stderr.isatty():
         return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:>10}"),
         BarColumn(),

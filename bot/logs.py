@@ -109,6 +109,8 @@ def use(format: LogFormat, secrets: Iterable[str] = ()) -> None:
         else:
             handler.setFormatter(logging.Formatter(PLAIN))
     logging.captureWarnings(format == LogFormat.json)
+    # Alembic, imported only when needed, says at info which of its plugins it set up
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def in_use() -> LogFormat:

@@ -7,12 +7,22 @@ mention, a channel ping or a link; markup made by trusted code is wrapped in ``M
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+)
+from jinja2.bccache import Bucket
+
+log = logging.getLogger(__name__)
 
 
 def _date(value: date | str | None, empty: str = "—") -> str:
@@ -42,8 +52,40 @@ def mention(user_id: str) -> Mrkdwn:
     return Mrkdwn(f"<@{escape_mrkdwn(user_id)}>")
 
 
-def _environment(**options: Any) -> Environment:
+class _CompiledTemplates(FileSystemBytecodeCache):
+    """Templates compiled once for every process (Jinja's cache in a private folder of the
+    temporary directory, keyed by the template's source): a CLI command does not compile its
+    templates again at each run (``bench/cli_startup.py``). Each environment has its own
+    files (``kind``: its options change the compiled code). A cache that cannot be written is
+    only slower."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(pattern=f"__pnc_bot_{kind}_%s.cache")
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.debug("could not keep a compiled template: %s", exc)
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError) as exc:
+            log.debug("could not read a compiled template: %s", exc)
+
+
+def _compiled_templates(kind: str) -> BytecodeCache | None:
+    try:
+        return _CompiledTemplates(kind)
+    except (OSError, RuntimeError) as exc:  # no private temporary folder: compile each time
+        log.debug("templates are compiled at each start: %s", exc)
+        return None
+
+
+def _environment(kind: str, **options: Any) -> Environment:
     env = Environment(
+        bytecode_cache=_compiled_templates(kind),
         loader=FileSystemLoader(str(resources.files("templates"))),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -61,7 +103,7 @@ def _environment(**options: Any) -> Environment:
 
 @cache
 def slack_environment() -> Environment:
-    env = _environment(autoescape=False, finalize=escape_mrkdwn)
+    env = _environment("slack", autoescape=False, finalize=escape_mrkdwn)
     env.filters["mention"] = mention
     return env
 
@@ -73,7 +115,7 @@ def render_slack(name: str, **context: Any) -> str:
 @cache
 def text_environment() -> Environment:
     """Plain-text templates (no escaping): console output and the text part of emails."""
-    return _environment(autoescape=False)
+    return _environment("text", autoescape=False)
 
 
 def render_text(name: str, **context: Any) -> str:

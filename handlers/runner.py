@@ -22,7 +22,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import PncError
 from bot.metrics import INSTRUMENTS
-from bot.usecases import access
+from bot.usecases import access, read_audits
 from bot.vocabulary import AuditOutcome
 from handlers import blocks
 
@@ -90,11 +90,13 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 
 
 async def settle(seconds: float) -> int:
-    """Wait up to ``seconds`` for the listeners in flight; returns how many are still running."""
+    """Wait up to ``seconds`` for the listeners in flight, then write the reads' audit entries
+    waiting (``read_audits``); returns how many listeners are still running."""
     pending = [t for t in IN_FLIGHT if not t.done() and t is not asyncio.current_task()]
-    if not pending:
-        return 0
-    _, still = await asyncio.wait(pending, timeout=seconds)
+    still: set[asyncio.Task[Any]] = set()
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=seconds)
+    await read_audits.flush_all()
     return len(still)
 
 
@@ -118,18 +120,19 @@ async def answer_now(
     """A read: its reply in the acknowledgement itself, which spares the person the round
     trip to the response URL. One not ready within ``ACK_WITHIN`` seconds is acknowledged
     empty and answered through ``respond``, as every other command is. Its audit entry is
-    written just after the answer (a crash in between loses it: reads only)."""
+    kept after the answer and written with other reads' (``bot.usecases.read_audits``: a
+    crash loses at most the last moment of reads' entries)."""
     task = asyncio.ensure_future(_outcome(context, work))
     done, _ = await asyncio.wait({task}, timeout=ACK_WITHIN)
     if not done:
         await ack()
         reply, outcome, detail = await task
-        await audit(context, outcome, detail)
+        await audit(context, outcome, detail, read=True)
         await _send(context, respond, reply)
         return
     reply, outcome, detail = task.result()
     await (ack(reply) if reply is not None else ack())
-    await audit(context, outcome, detail)
+    await audit(context, outcome, detail, read=True)
 
 
 async def _outcome(
@@ -170,8 +173,15 @@ async def _reply(
         await respond(**reply)
 
 
-async def audit(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str, Any]) -> None:
-    """Record one request in the audit log; a failure to do so is logged, not raised."""
+async def audit(
+    context: dict[str, Any],
+    outcome: AuditOutcome,
+    detail: dict[str, Any],
+    *,
+    read: bool = False,
+) -> None:
+    """Record one request in the audit log (a ``read``'s in a batch); a failure to do so is
+    logged, not raised."""
     command = context.get(COMMAND)
     if command is not None:
         detail = {"action": command.action, **detail}
@@ -184,6 +194,7 @@ async def audit(context: dict[str, Any], outcome: AuditOutcome, detail: dict[str
             context.get("pnc_text", ""),
             outcome,
             detail,
+            read=read,
         )
     except Exception:
         log.exception("could not write the audit entry")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.roles import RoleLevel
@@ -56,6 +57,12 @@ def add_audit_entry(
             detail=detail,
         )
     )
+
+
+async def add_audit_entries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Entries of the audit log (dicts of its columns but the id), in one statement."""
+    if rows:
+        await conn.execute(AUDIT.insert(), list(rows))
 
 
 async def first_time(

@@ -33,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import redaction
 from store import immediate
+from store.hot import HotReads
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class Database:
             self.read_engine, class_=AsyncSession, expire_on_commit=False
         )
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
+        #: the hot reads (``store.hot``): the status and the role at the door
+        self.hot = HotReads(self)
 
     @property
     def is_sqlite(self) -> bool:
@@ -154,6 +157,7 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self.hot.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

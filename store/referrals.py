@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Select, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.vocabulary import NoticeKind, OutboxStatus
@@ -72,11 +72,12 @@ async def release_referrals(
     return [(r.id, r.factory_id) for r in await execute(session, stmt)]
 
 
-async def referral_log(session: AsyncSession, factory_id: str) -> list[Row[Any]]:
-    """Every referral about a factory, oldest first: when it was written and sent, to whom,
-    its status and last error, and the designation (event) it is of."""
+def referral_log_of(factory_id: Any) -> Select[Any]:
+    """Every referral about a factory (an id, or a ``bindparam``), oldest first: when it was
+    written and sent, to whom, its status and last error, and the designation (event) it is
+    of."""
     o, e = OUTBOX, EVENTS
-    stmt = (
+    return (
         select(
             o.c.id,
             o.c.status,
@@ -95,4 +96,8 @@ async def referral_log(session: AsyncSession, factory_id: str) -> list[Row[Any]]
         .where(_REFERRAL, o.c.factory_id == factory_id)
         .order_by(o.c.created_at, o.c.id)
     )
-    return list((await execute(session, stmt)).all())
+
+
+async def referral_log(session: AsyncSession, factory_id: str) -> list[Row[Any]]:
+    """``referral_log_of`` one factory, in the session's transaction."""
+    return list((await execute(session, referral_log_of(factory_id))).all())

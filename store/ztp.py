@@ -83,13 +83,18 @@ def _listed() -> Any:
     )
 
 
-async def open_cases(session: AsyncSession, factory_id: str | None = None) -> list[Row[Any]]:
-    """Cases not closed (of one factory, or all), oldest first, with the factory's name and
-    country and the day of the assessment that found each."""
+def open_cases_of(factory_id: Any | None = None) -> Any:
+    """Cases not closed (of one factory — an id or a ``bindparam`` — or all), oldest first,
+    with the factory's name and country and the day of the assessment that found each."""
     stmt = _listed().where(ZTP_CASES.c.status != ZtpStatus.CLOSED)
     if factory_id is not None:
         stmt = stmt.where(ZTP_CASES.c.factory_id == factory_id)
-    return list((await execute(session, stmt)).all())
+    return stmt
+
+
+async def open_cases(session: AsyncSession, factory_id: str | None = None) -> list[Row[Any]]:
+    """``open_cases_of``, in the session's transaction."""
+    return list((await execute(session, open_cases_of(factory_id))).all())
 
 
 async def listed_case(session: AsyncSession, case_id: int) -> Row[Any] | None:

@@ -14,7 +14,7 @@ from bot.errors import Conflict, InvalidInput
 from bot.roles import Actor, Permission, RoleLevel
 from bot.usecases.core import Core
 from bot.vocabulary import AuditOutcome
-from store import access
+from store import access, snapshot
 from store.db import Session
 from store.models import Role
 
@@ -23,10 +23,10 @@ REVOKE = Permission("role revoke", RoleLevel.MANAGER)
 
 
 async def actor(core: Core, user_id: str, source: str) -> Actor:
-    """Who ``user_id`` is to the bot: the higher of their configured and granted roles."""
-    async with core.db.transaction() as s:
-        row = await access.get_role(s, user_id)
-    granted = RoleLevel.parse(row.role) if row else None
+    """Who ``user_id`` is to the bot: the higher of their configured and granted roles (read
+    on the hot path, ``store.snapshot``: every request asks it)."""
+    role = await snapshot.granted_role(core.db.hot, user_id)
+    granted = RoleLevel.parse(role) if role else None
     configured = core.config.roles.role_of(user_id)
     levels = [r for r in (granted, RoleLevel.parse(configured) if configured else None) if r]
     return Actor(user_id, max(levels) if levels else None, source)
@@ -132,18 +132,24 @@ async def log_command(
     text: str,
     outcome: AuditOutcome,
     detail: dict[str, Any],
+    *,
+    read: bool = False,
 ) -> None:
-    """The audit entry of one command, accepted or refused (its own transaction). The text
+    """The audit entry of one command, accepted or refused: in its own transaction, or — a
+    ``read`` (it changed nothing) — with other reads' in a moment (``read_audits``). The text
     is kept as typed, except characters a database cannot store (NUL)."""
     text = validation.storable(text)
+    entry: dict[str, Any] = {
+        "at": core.clock(),
+        "actor": user_id[:64],
+        "source": source[:200],
+        "action": "command",
+        "subject": text[:200],
+        "outcome": outcome,
+        "detail": {"text": text[:2000], **detail},
+    }
+    if read:
+        core.read_audits.add(entry)
+        return
     async with core.db.transaction(write=True) as s:
-        access.add_audit_entry(
-            s,
-            at=core.clock(),
-            actor=user_id[:64],
-            source=source[:200],
-            action="command",
-            subject=text[:200],
-            outcome=outcome,
-            detail={"text": text[:2000], **detail},
-        )
+        access.add_audit_entry(s, **entry)

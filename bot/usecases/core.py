@@ -14,6 +14,7 @@ from bot import notices
 from bot.countries import Config, Countries, Country
 from bot.roles import Actor
 from bot.settings import Settings
+from bot.usecases.read_audits import ReadAudits
 from bot.vocabulary import AuditOutcome
 from store import access, outbox
 from store.db import Database, Session, after_commit
@@ -48,6 +49,11 @@ class Core:
     settings: Settings
     clock: Clock = utcnow
     wakeups: Wakeups = field(default_factory=Wakeups)
+    #: the audit entries of read commands, written in batches (``bot.usecases.read_audits``)
+    read_audits: ReadAudits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.read_audits = ReadAudits(self.db)
 
     @property
     def countries(self) -> Countries:

@@ -143,11 +143,6 @@ async def review_facts(core: Core, s: Session, factory: Factory | None) -> dict[
     }
 
 
-async def visits_of(s: Session, factory_id: str) -> list[InspectorateVisit]:
-    """A factory's recorded visits, oldest first."""
-    return await visits.visits(s, factory_id)
-
-
 def visit_lines(rows: Sequence[InspectorateVisit], since: date | None) -> tuple[VisitLine, ...]:
     """Visits as ``status`` and ``history`` show them (``since``: the day of the current
     designation, from which each visit asks for a report)."""

@@ -5,10 +5,11 @@ recent submissions."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from bot import policy, validation
 from bot.countries import Country
-from bot.usecases import inspectorate, progress, referrals, registry, ztp
+from bot.usecases import inspectorate, progress, registry, ztp
 from bot.usecases.core import Core
 from bot.usecases.read_models import (
     ApplicationLine,
@@ -16,14 +17,16 @@ from bot.usecases.read_models import (
     BuyerLine,
     EventLine,
     IssueLine,
+    ReferralLine,
     StatusView,
     Submission,
     WatchedFactory,
     WatchList,
 )
-from store import history
+from store import history, snapshot
 from store import registry as registry_rows
-from store.models import Assessment, Factory
+from store.models import Factory
+from store.progress import as_report
 
 
 async def factory(core: Core, factory_id: str) -> Factory:
@@ -34,31 +37,39 @@ async def factory(core: Core, factory_id: str) -> Factory:
 
 
 async def status(core: Core, factory_id: str) -> StatusView:
-    """Everything there is to show about one factory, derived from its history."""
+    """Everything there is to show about one factory, derived from its history: its rows read
+    in one transaction (``store.snapshot``, the hot path), then ``status_view``."""
     fid = validation.identifier(factory_id, "factory id")
-    async with core.db.transaction() as s:
-        found = await registry.existing_factory(s, fid)
-        rows = await history.live_assessments(s, fid)
-        applications = await history.readmissions(s, fid)
-        events = await history.events(s, fid)
-        buyers = await registry_rows.subscribers(s, fid)
-        referral_log = await referrals.log_of(core, s, fid)
-        visit_rows = await inspectorate.visits_of(s, fid)
-        ztp_cases = await ztp.open_cases_of(core, s, fid)
-        reports = await progress.reports_of(s, fid)
+    rows = await snapshot.factory_rows(core.db.hot, fid)
+    if rows is None:
+        async with core.db.transaction() as s:
+            await registry.existing_factory(s, fid)  # raises, naming close ids
+        raise AssertionError("unreachable")  # pragma: no cover
+    return status_view(core, rows)
+
+
+def status_view(core: Core, rows: snapshot.FactoryRows) -> StatusView:
+    """The status of a factory from its rows: the policy's evaluation of its history, its
+    remediation, and what is on record about it."""
+    found = rows.factory
     country = core.countries.country(found.country)
     evaluation = policy.evaluate(
         country.rules,
-        fid,
-        [history.as_record(r) for r in rows],
-        [history.as_readmission(r) for r in applications],
+        found.id,
+        [history.as_record(r) for r in rows.assessments],
+        [history.as_readmission(r) for r in rows.readmissions],
     )
     designated_on = inspectorate.designated_on(evaluation)
     remediation = progress.remediation_from(
-        core, found, evaluation.verdicts, {r.id: r.report_on for r in rows if r.id}, reports
+        core,
+        found,
+        evaluation.verdicts,
+        {r.id: r.report_on for r in rows.assessments},
+        [as_report(r) for r in rows.reports],
     )
     verdicts = {v.assessment.id: v for v in evaluation.verdicts}
-    lines = {r.id: _line(r, verdicts[r.id], country) for r in rows if r.id is not None}
+    lines = {r.id: _line(r, verdicts[r.id], country) for r in rows.assessments}
+    tz = core.settings.tz
     return StatusView(
         factory_id=found.id,
         name=found.name,
@@ -75,15 +86,15 @@ async def status(core: Core, factory_id: str) -> StatusView:
         designated=evaluation.designated,
         assessments=tuple(lines[v.assessment.id] for v in evaluation.verdicts),
         basis=tuple(lines[a.id] for a in evaluation.basis),
-        subscribers=tuple(BuyerLine(b.id, b.name) for b in buyers),
-        referrals=referral_log,
-        visits=inspectorate.visit_lines(visit_rows, designated_on),
+        subscribers=tuple(BuyerLine(b.id, b.name) for b in rows.subscribers),
+        referrals=tuple(ReferralLine.of(r, tz) for r in rows.referrals),
+        visits=inspectorate.visit_lines(rows.visits, designated_on),
         designated_on=designated_on,
-        ztp_cases=ztp_cases,
+        ztp_cases=tuple(ztp.case_line(core, r) for r in rows.open_cases),
         remediation=remediation,
         applications=tuple(
             ApplicationLine(
-                a.id or 0,
+                a.id,
                 a.applied_on,
                 a.applied_by,
                 tuple(a.evidence),
@@ -93,7 +104,7 @@ async def status(core: Core, factory_id: str) -> StatusView:
                 a.decision,
                 a.decision_note,
             )
-            for a in applications
+            for a in rows.readmissions
         ),
         events=tuple(
             EventLine(
@@ -103,13 +114,13 @@ async def status(core: Core, factory_id: str) -> StatusView:
                 e.notice,
                 e.unsupported_at is None,
                 e.created_at,
-                id=e.id or 0,
+                id=e.id,
                 held_because=e.held_because,
                 reviewed_at=e.reviewed_at,
                 reviewed_by=e.reviewed_by,
                 review_note=e.review_note,
             )
-            for e in events
+            for e in rows.events
         ),
     )
 
@@ -152,7 +163,8 @@ async def recent_submissions(core: Core, user_id: str, limit: int = 10) -> list[
     ]
 
 
-def _line(row: Assessment, verdict: policy.Verdict, country: Country) -> AssessmentLine:
+def _line(row: Any, verdict: policy.Verdict, country: Country) -> AssessmentLine:
+    """An assessment's line (``row``: an ``Assessment``, or a row of ``store.snapshot``)."""
     issues = tuple(
         IssueLine(code, country.catalogue.name(code), country.catalogue.name(code, "vi"))
         for code in row.nc_issues

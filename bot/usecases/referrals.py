@@ -18,7 +18,6 @@ from bot.errors import Conflict, StateConflict
 from bot.roles import Actor, Permission, RoleLevel
 from bot.usecases import access, registry
 from bot.usecases.core import Core
-from bot.usecases.read_models import ReferralLine
 from store import referrals
 from store.db import Session
 
@@ -123,10 +122,3 @@ async def _release(
         recipient_name=notices.inspectorate_name(country),
         factory_id=factory_id,
     )
-
-
-async def log_of(core: Core, s: Session, factory_id: str) -> tuple[ReferralLine, ...]:
-    """The referrals about a factory, oldest first, their times local (``status``,
-    ``history``)."""
-    rows = await referrals.referral_log(s, factory_id)
-    return tuple(ReferralLine.of(r, core.settings.tz) for r in rows)

@@ -53,6 +53,10 @@ async def refresh(core: Core) -> dict[str, int]:
     re-evaluated, for the countries that have any.
     """
     wanted = {code: fingerprint(c.rules) for code, c in core.countries.items()}
+    async with core.db.transaction() as s:  # the usual answer, without taking the writer
+        recorded = await fingerprints(s)
+    if all(recorded.get(c) == f for c, f in wanted.items()):
+        return {}
     async with core.db.transaction(write=True) as s:
         recorded = await fingerprints(s)
         changed = sorted(c for c, f in wanted.items() if recorded.get(c) != f)

@@ -200,20 +200,20 @@ async def update(core: Core, actor: Actor, case: str | int, status: str, note: s
         )
         listed = await cases.listed_case(s, number)
     assert listed is not None
-    return _line(core, listed)
+    return case_line(core, listed)
 
 
 async def case_of(core: Core, s: Session, case_id: int) -> zt.CaseLine | None:
     """A case by its number, in the caller's transaction (its reminders)."""
     row = await cases.listed_case(s, case_id)
-    return _line(core, row) if row is not None else None
+    return case_line(core, row) if row is not None else None
 
 
 async def open_cases(core: Core) -> list[zt.CaseLine]:
     """Every case not closed, oldest first (``/pnc ztp``)."""
     async with core.db.transaction() as s:
         rows = await cases.open_cases(s)
-    return [_line(core, r) for r in rows]
+    return [case_line(core, r) for r in rows]
 
 
 async def cases_of(core: Core, factory_id: str) -> list[zt.CaseLine]:
@@ -222,12 +222,7 @@ async def cases_of(core: Core, factory_id: str) -> list[zt.CaseLine]:
     async with core.db.transaction() as s:
         await registry.existing_factory(s, fid)
         rows = await cases.cases_of(s, fid)
-    return [_line(core, r) for r in rows]
-
-
-async def open_cases_of(core: Core, s: Session, factory_id: str) -> tuple[zt.CaseLine, ...]:
-    """A factory's open cases, in the caller's transaction (``status``)."""
-    return tuple(_line(core, r) for r in await cases.open_cases(s, factory_id))
+    return [case_line(core, r) for r in rows]
 
 
 # --- rows and lines -----------------------------------------------------------------------------
@@ -285,7 +280,7 @@ def _line_of(
     )
 
 
-def _line(core: Core, r: Any) -> zt.CaseLine:
+def case_line(core: Core, r: Any) -> zt.CaseLine:
     """The line of a row of ``store.ztp.open_cases`` / ``cases_of``."""
     return _line_of(
         core, r.id, dict(r._mapping), r.factory_name, core.country(r.country), r.assessed_on

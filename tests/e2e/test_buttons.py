@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     STRANGER,
     VIEWER,
     SlackClient,
+    settled,
 )
 from tests.e2e.test_security import FAIL4, held_event
 from tests.e2e.test_serve import socket_server
@@ -160,6 +161,7 @@ async def opened(slack: FakeSlack, before: int) -> dict[str, Any]:
 
 async def audited(core: Core, user: str) -> list[tuple[str, str]]:
     """What ``user`` pressed or submitted, and how it ended (the audit log)."""
+    await settled()  # reads' entries are written in batches (``read_audits``)
     async with core.db.transaction() as s:
         stmt = (
             select(AuditEntry.subject, AuditEntry.outcome)

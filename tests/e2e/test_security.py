@@ -40,7 +40,7 @@ from handlers.commands import parse
 from store.db import Database
 from store.models import AuditEntry, OutboxMessage, PncEvent
 from tests.conftest import EXAMPLES
-from tests.e2e.conftest import BOT_TOKEN, FakeSlack, Reply, SlackClient
+from tests.e2e.conftest import BOT_TOKEN, FakeSlack, Reply, SlackClient, settled
 from tests.e2e.test_cli import PNC_BOT, environment
 from tests.emails import parsed
 from tests.fakes import SmtpServer, free_port
@@ -104,6 +104,7 @@ async def counts(db: Database) -> dict[str, int]:
 async def audit_rows(
     core: Core, user: str | None = None, action: str | None = None
 ) -> list[AuditEntry]:
+    await settled()  # reads' entries are written in batches (``read_audits``)
     async with core.db.transaction() as s:
         stmt = select(AuditEntry).order_by(AuditEntry.id)  # type: ignore[arg-type]
         if user is not None:

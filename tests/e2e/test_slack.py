@@ -13,7 +13,16 @@ from sqlalchemy import func, select
 
 from bot.usecases.core import Core
 from store.models import Assessment, AuditEntry, Buyer, Factory, Readmission, Role, Subscription
-from tests.e2e.conftest import ADMIN, ASSESSOR, MANAGER, STRANGER, VIEWER, FakeSlack, SlackClient
+from tests.e2e.conftest import (
+    ADMIN,
+    ASSESSOR,
+    MANAGER,
+    STRANGER,
+    VIEWER,
+    FakeSlack,
+    SlackClient,
+    settled,
+)
 
 FAIL4 = "CO-01,CO-02,OS-01,WT-01"
 
@@ -27,6 +36,7 @@ async def rows(core: Core, model: type, *where: Any) -> int:
 
 
 async def audited(core: Core, user: str) -> list[tuple[str, str]]:
+    await settled()  # reads' entries are written in batches (``read_audits``)
     async with core.db.transaction() as s:
         stmt = (
             select(AuditEntry.subject, AuditEntry.outcome)

@@ -1,0 +1,316 @@
+"""Hot reads: a few SQLAlchemy Core statements, compiled once per dialect, run on the
+driver's own connection in one read transaction — no ORM session, no per-statement compile,
+no pool checkout ping, no thread hand-off.
+
+What a person waits for most (``/pnc status``, the role at the door) is a handful of small
+indexed selects. Through SQLAlchemy's async ORM session each cost about 0.4–1 ms on this
+project's machines; the statement itself costs 12 µs in ``sqlite3``. Here:
+
+- **SQLite**: one ``sqlite3`` connection of the process's own, used on the event loop's
+  thread. A batch of statements runs synchronously between ``BEGIN`` and ``COMMIT`` (a WAL
+  reader never waits for a writer; ``busy_timeout`` covers the rare checkpoint), so nothing
+  else runs on the loop meanwhile and the one connection is never shared by two batches.
+- **PostgreSQL**: a small ``asyncpg`` pool of its own; a batch runs in one read-only
+  ``REPEATABLE READ`` transaction, so its statements see one snapshot.
+
+The statements stay SQLAlchemy Core (written in ``store/`` like every other); each value comes
+back through its column type's own result processor for the dialect, so a row holds what the
+ORM would have given (aware UTC datetimes, dates, parsed JSON). Parameters are named with
+``bindparam`` and passed as plain strings and numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Date, DateTime, Dialect, Select, func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class Database(Protocol):
+    """What the hot reads need of ``store.db.Database`` (which holds them)."""
+
+    url: URL
+    engine: AsyncEngine
+
+    @property
+    def is_sqlite(self) -> bool: ...
+
+    @property
+    def is_postgresql(self) -> bool: ...
+
+    def connection(
+        self, *, write: bool = False
+    ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+Processor = Callable[[Any], Any] | None
+
+
+class HotRow(tuple[Any, ...]):
+    """A row: fields by name (``row.factory_id``) and ``_mapping``, as a Core row has."""
+
+    _fields: tuple[str, ...] = ()
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self, strict=True))
+
+
+class Query:
+    """A Core select whose parameters are ``bindparam``s, compiled once for each dialect."""
+
+    def __init__(self, name: str, statement: Select[Any]) -> None:
+        self.name = name
+        self.statement = statement
+        self._prepared: dict[str, _Prepared] = {}
+
+    def prepared(self, dialect: Dialect) -> _Prepared:
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            found = self._prepared[dialect.name] = _Prepared(self, dialect)
+        return found
+
+
+class _Prepared:
+    def __init__(self, query: Query, dialect: Dialect) -> None:
+        compiled = query.statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self.fixed = _fixed(compiled, dialect)
+        columns = list(query.statement.selected_columns)
+        self.processors: list[Processor] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
+        self.row: Any = type(
+            f"{query.name}_row",
+            (namedtuple(f"{query.name}_fields", [c.key for c in columns]), HotRow),  # type: ignore[misc]
+            {"__slots__": ()},
+        )
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        fixed = self.fixed
+        return [fixed[n] if n in fixed else values[n] for n in self.order]
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+        processors, make = self.processors, self.row._make
+        if not any(processors):
+            return [make(r) for r in raw]
+        return [
+            make([p(v) if p is not None else v for p, v in zip(processors, r, strict=True)])
+            for r in raw
+        ]
+
+
+class Bundle:
+    """Queries sharing their parameters, read in **one** statement on PostgreSQL (each query's
+    rows as a JSON array of arrays: one round trip instead of one per query); elsewhere, as a
+    batch of its queries."""
+
+    def __init__(self, name: str, queries: Sequence[Query]) -> None:
+        self.name = name
+        self.queries = tuple(queries)
+        arrays = []
+        for q in self.queries:
+            sub = q.statement.subquery()
+            rows = func.json_agg(func.json_build_array(*sub.c))
+            arrays.append(select(rows).select_from(sub).scalar_subquery())
+        self.statement = select(*arrays)
+        self._prepared: dict[str, _PreparedBundle] = {}
+
+    def prepared(self, dialect: Dialect) -> _PreparedBundle:
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            found = self._prepared[dialect.name] = _PreparedBundle(self, dialect)
+        return found
+
+
+class _PreparedBundle:
+    def __init__(self, bundle: Bundle, dialect: Dialect) -> None:
+        compiled = bundle.statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self.fixed = _fixed(compiled, dialect)
+        self.parts = [
+            (q.prepared(dialect).row._make, _from_json(q, dialect)) for q in bundle.queries
+        ]
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        fixed = self.fixed
+        return [fixed[n] if n in fixed else values[n] for n in self.order]
+
+    def rows(self, arrays: Sequence[Any]) -> list[list[Any]]:
+        found = []
+        for (make, converters), array in zip(self.parts, arrays, strict=True):
+            found.append(
+                [
+                    make(
+                        [
+                            c(v) if c is not None and v is not None else v
+                            for c, v in zip(converters, r, strict=True)
+                        ]
+                    )
+                    for r in array or ()
+                ]
+            )
+        return found
+
+
+def _fixed(compiled: Any, dialect: Dialect) -> dict[str, Any]:
+    """The values a statement carries itself (``status != 'closed'``), bound and processed
+    once; the others are given at each run."""
+    fixed = {}
+    for name, value in compiled.construct_params(_check=False).items():
+        bind = compiled.binds[name]
+        if bind.value is None and bind.callable is None:
+            continue
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        fixed[name] = process(value) if process else value
+    return fixed
+
+
+def _from_json(query: Query, dialect: Dialect) -> list[Processor]:
+    """For each column of ``query``, what turns its JSON value into the row's: dates and
+    datetimes parsed (then through the column type's own processor: aware UTC datetimes),
+    JSON as it is, the rest unchanged."""
+    converters: list[Processor] = []
+    for c in query.statement.selected_columns:
+        affinity = c.type._type_affinity
+        after = c.type.dialect_impl(dialect).result_processor(dialect, None)
+        if affinity is not None and issubclass(affinity, DateTime):
+            converters.append(_then(datetime.fromisoformat, after))
+        elif affinity is not None and issubclass(affinity, Date):
+            converters.append(date.fromisoformat)
+        else:
+            converters.append(None)
+    return converters
+
+
+def _then(first: Callable[[Any], Any], after: Processor) -> Callable[[Any], Any]:
+    if after is None:
+        return first
+    return lambda value: after(first(value))
+
+
+Batch = Sequence[tuple[Query, Mapping[str, Any]]]
+
+
+class HotReads:
+    """Runs batches of ``Query`` for one ``Database``, each batch in one read transaction."""
+
+    def __init__(self, db: Database, pool_size: int = 4) -> None:
+        self.db = db
+        self.dialect = db.engine.dialect
+        self._sqlite: sqlite3.Connection | None = None
+        self._pool: Any = None
+        self._pool_size = pool_size
+        self._opening = asyncio.Lock()
+        path = db.url.database or ""
+        self._sqlite_path = (
+            path
+            if db.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
+            else None
+        )
+
+    @property
+    def direct(self) -> bool:
+        """Whether batches run on a driver connection of their own (else: through the
+        engine, for an in-memory SQLite database that only the engine's connection sees)."""
+        return self._sqlite_path is not None or self.db.is_postgresql
+
+    async def bundle(self, bundle: Bundle, values: Mapping[str, Any]) -> list[list[Any]]:
+        """Each of the bundle's queries' rows, read in one transaction (on PostgreSQL, in one
+        statement)."""
+        if not self.db.is_postgresql:
+            return await self.run([(q, values) for q in bundle.queries])
+        p = bundle.prepared(self.dialect)
+        pool = self._pool or await self._open_pool()
+        async with pool.acquire() as conn:
+            return p.rows(await conn.fetchrow(p.sql, *p.args(values)))
+
+    async def run(self, batch: Batch) -> list[list[Any]]:
+        """Each query's rows, all read in one transaction."""
+        if self._sqlite_path is not None:
+            return self._run_sqlite(batch)
+        if self.db.is_postgresql:
+            return await self._run_postgresql(batch)
+        return await self._run_engine(batch)
+
+    def _run_sqlite(self, batch: Batch) -> list[list[Any]]:
+        conn = self._sqlite
+        if conn is None:
+            conn = self._sqlite = _open_sqlite(self._sqlite_path or "")
+        conn.execute("BEGIN")
+        try:
+            found = []
+            for query, values in batch:
+                p = query.prepared(self.dialect)
+                found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
+        finally:
+            conn.execute("COMMIT")
+        return found
+
+    async def _run_postgresql(self, batch: Batch) -> list[list[Any]]:
+        pool = self._pool or await self._open_pool()
+        found = []
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            for query, values in batch:
+                p = query.prepared(self.dialect)
+                found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
+        return found
+
+    async def _run_engine(self, batch: Batch) -> list[list[Any]]:
+        async with self.db.connection() as conn:
+            found = []
+            for query, values in batch:
+                result = await conn.execute(query.statement, dict(values))
+                p = query.prepared(self.dialect)
+                found.append([p.row._make(r) for r in result.all()])
+        return found
+
+    async def _open_pool(self) -> Any:
+        async with self._opening:
+            if self._pool is None:
+                import asyncpg  # type: ignore[import-untyped]  # asyncpg: no type information
+
+                url = self.db.url.set(drivername="postgresql")
+                self._pool = await asyncpg.create_pool(
+                    url.render_as_string(hide_password=False),
+                    min_size=1,
+                    max_size=self._pool_size,
+                    init=_postgresql_codecs,
+                )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+def _open_sqlite(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+async def _postgresql_codecs(conn: Any) -> None:
+    """JSON parsed by the driver, as SQLAlchemy's asyncpg dialect sets it up (its JSON types
+    then have no result processor)."""
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=str, decoder=orjson.loads, schema="pg_catalog")
