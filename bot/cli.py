@@ -25,7 +25,7 @@ from bot.logs import LogFormat
 from bot.render import render_text
 from bot.roles import operator
 from bot.settings import load_settings
-from bot.usecases import imports, reading, referrals, rules
+from bot.usecases import reading, referrals, rules
 from store import migrate
 
 T = TypeVar("T")
@@ -146,6 +146,8 @@ def import_(
                 if phase not in tasks:
                     tasks[phase] = bar.add_task(phase, total=total or None)
                 bar.update(tasks[phase], completed=done, total=total or None)
+
+            from bot.usecases import imports  # only this command needs it
 
             return await imports.run(
                 bot.core, kind.value, file, operator(), notify=notify, progress=step

@@ -15,7 +15,6 @@ from bot.errors import PncError
 from bot.render import render_text
 from bot.roles import operator
 from bot.settings import load_settings
-from bot.usecases import outbox_admin, review
 
 outbox_app = typer.Typer(
     help="Notices waiting, retrying and dead; retry one; send what is due.",
@@ -39,6 +38,8 @@ def outbox_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Notices waiting, retrying and dead, and paused channels."""
+    from bot.usecases import outbox_admin
+
     view = run(lambda: with_bot(lambda bot: outbox_admin.overview(bot.core, limit=100)))
     if as_json:
         typer.echo(json.dumps(view.to_json(), indent=2))
@@ -60,6 +61,7 @@ def outbox_retry(
 ) -> None:
     """Send a dead or waiting notice again, or every dead one (they are sent by `serve` or
     `outbox send`); the words are read as `/pnc outbox retry` reads them."""
+    from bot.usecases import outbox_admin
     from handlers.parse import outbox_retry as grammar
 
     try:
@@ -123,6 +125,7 @@ def review_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The events held for review, numbered, with why and what people had been told."""
+    from bot.usecases import review
 
     async def work(bot: Bot) -> str:
         view = await review.pending(bot.core, operator(), limit=100)
@@ -139,6 +142,7 @@ def review_release(
 ) -> None:
     """Send a held event's notices and open what it leaves to do, as if it had just happened
     (they are sent by `serve` or `outbox send`)."""
+    from bot.usecases import review
 
     async def work(bot: Bot) -> str:
         done = await review.release(bot.core, operator(), number)
@@ -155,6 +159,7 @@ def review_dismiss(
     ] = None,
 ) -> None:
     """Close a held event without notices."""
+    from bot.usecases import review
 
     async def work(bot: Bot) -> str:
         done = await review.dismiss(bot.core, operator(), number, " ".join(reason or []))

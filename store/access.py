@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.roles import RoleLevel
 from bot.vocabulary import AuditOutcome
 from store.bulk import chunks
-from store.db import Database, execute
+from store.db import Database, dialect_insert, execute
 from store.models import AUDIT, ROLES, SLACK_REQUESTS, AuditEntry, Role, SlackRequest
 
 #: the audit log's action for staff sending dead notices again (``outbox retry``)
@@ -87,7 +86,7 @@ async def remember_requests(
 ) -> None:
     """Record many served requests' signatures (and when) in one transaction, skipping any
     already recorded; with ``forget_before``, signatures older than that are dropped too."""
-    insert = postgresql.insert if db.is_postgresql else sqlite.insert
+    insert = dialect_insert(db.url.get_backend_name())
     async with db.transaction(write=True) as s:
         for batch in chunks(requests):
             rows = [{"signature": sig[:100], "seen_at": at} for sig, at in batch]

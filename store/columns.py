@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
+from sqlmodel._compat import SQLModelConfig
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -18,6 +19,14 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class TableModel(SQLModel):
+    """The base of every table's model. Pydantic builds a model's validators when it is first
+    used, not when its class is declared (``defer_build``): most commands use few of the
+    tables, and the CLI starts faster (``bench/cli_startup.py``)."""
+
+    model_config = SQLModelConfig(defer_build=True)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -70,6 +70,18 @@ async def execute(
     return await conn.execute(statement, params)
 
 
+def dialect_insert(dialect: str) -> Any:
+    """The dialect's own ``insert`` (for ``ON CONFLICT``), its module imported when first
+    needed (the CLI on SQLite never loads the PostgreSQL dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 class Database:
     def __init__(self, url: str | URL, **engine_options: Any) -> None:
         self.url = make_url(url)

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from bot.policy import State
 from bot.vocabulary import NoticeMode, OutboxStatus, ReminderStatus
+from store.columns import TableModel
 from store.columns import UTCDateTime as UTCDateTime
 from store.columns import json_dict as _json_dict
 from store.columns import json_list as _json_list
@@ -19,7 +20,7 @@ from store.columns import utcnow as utcnow
 from store.columns import when as _when
 
 
-class Factory(SQLModel, table=True):
+class Factory(TableModel, table=True):
     __tablename__ = "factory"
 
     id: str = Field(primary_key=True, max_length=64)
@@ -36,7 +37,7 @@ class Factory(SQLModel, table=True):
     streak: int = 0
 
 
-class Buyer(SQLModel, table=True):
+class Buyer(TableModel, table=True):
     __tablename__ = "buyer"
 
     id: str = Field(primary_key=True, max_length=64)
@@ -46,7 +47,7 @@ class Buyer(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_when())
 
 
-class Subscription(SQLModel, table=True):
+class Subscription(TableModel, table=True):
     """A buyer subscribing to a factory's Better Work reports."""
 
     __tablename__ = "subscription"
@@ -56,7 +57,7 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when())
 
 
-class Assessment(SQLModel, table=True):
+class Assessment(TableModel, table=True):
     __tablename__ = "assessment"
     __table_args__ = (
         # one live assessment per factory and day; a withdrawn one frees its day
@@ -91,7 +92,7 @@ class Assessment(SQLModel, table=True):
     report_on: date | None = None
 
 
-class Readmission(SQLModel, table=True):
+class Readmission(TableModel, table=True):
     """A designated factory's application for readmission, and its decision."""
 
     __tablename__ = "readmission"
@@ -110,7 +111,7 @@ class Readmission(SQLModel, table=True):
     decision_note: str | None = Field(default=None, max_length=2000)
 
 
-class PncEvent(SQLModel, table=True):
+class PncEvent(TableModel, table=True):
     """An event the history gave rise to. ``key`` is the policy's stable key."""
 
     __tablename__ = "pnc_event"
@@ -139,7 +140,7 @@ class PncEvent(SQLModel, table=True):
     review_note: str | None = Field(default=None, max_length=500)
 
 
-class Role(SQLModel, table=True):
+class Role(TableModel, table=True):
     __tablename__ = "role"
 
     user_id: str = Field(primary_key=True, max_length=64)
@@ -148,7 +149,7 @@ class Role(SQLModel, table=True):
     granted_at: datetime = Field(sa_column=_when())
 
 
-class AuditEntry(SQLModel, table=True):
+class AuditEntry(TableModel, table=True):
     """Who did what, from where, and how it ended."""
 
     __tablename__ = "audit"
@@ -163,7 +164,7 @@ class AuditEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(sa_column=_json_dict())
 
 
-class OutboxMessage(SQLModel, table=True):
+class OutboxMessage(TableModel, table=True):
     """One notice to one recipient organisation over one channel (the transactional outbox).
 
     Written in the same transaction as the event that causes it; delivered by the dispatcher,
@@ -207,7 +208,7 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
-class DeliveryChannel(SQLModel, table=True):
+class DeliveryChannel(TableModel, table=True):
     """A delivery channel paused for everyone (SMTP unreachable, bad credentials, …)."""
 
     __tablename__ = "delivery_channel"
@@ -220,7 +221,7 @@ class DeliveryChannel(SQLModel, table=True):
     alerted: bool = False
 
 
-class CallSeries(SQLModel, table=True):
+class CallSeries(TableModel, table=True):
     """Buyer calls that recur (quarterly): its occurrences are ``buyer_call`` rows."""
 
     __tablename__ = "call_series"
@@ -235,7 +236,7 @@ class CallSeries(SQLModel, table=True):
     removed_by: str | None = Field(default=None, max_length=64)
 
 
-class BuyerCall(SQLModel, table=True):
+class BuyerCall(TableModel, table=True):
     """A quarterly call with buyer partners; reminders go out before it."""
 
     __tablename__ = "buyer_call"
@@ -250,7 +251,7 @@ class BuyerCall(SQLModel, table=True):
     series_id: int | None = Field(default=None, foreign_key="call_series.id", index=True)
 
 
-class InspectorateVisit(SQLModel, table=True):
+class InspectorateVisit(TableModel, table=True):
     """A visit of the Labour Inspectorate to a designated factory, and the factory's improvement
     report in response (FAQ: an applicant for readmission submits one for each visit)."""
 
@@ -267,7 +268,7 @@ class InspectorateVisit(SQLModel, table=True):
     report_added_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
-class FollowUp(SQLModel, table=True):
+class FollowUp(TableModel, table=True):
     """Work that follows a designation until staff close it: the stakeholder meeting."""
 
     __tablename__ = "follow_up"
@@ -282,7 +283,7 @@ class FollowUp(SQLModel, table=True):
     closed_by: str | None = Field(default=None, max_length=64)
 
 
-class Reminder(SQLModel, table=True):
+class Reminder(TableModel, table=True):
     """A reminder due at a moment: the truth of the schedule (APScheduler is only the clock).
 
     Claimed once (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and handled in the same transaction
@@ -314,7 +315,7 @@ class Reminder(SQLModel, table=True):
     retry_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
-class SlackRequest(SQLModel, table=True):
+class SlackRequest(TableModel, table=True):
     """Signatures of Slack requests already served: a replayed request is refused (Slack signs
     each delivery anew, retries included)."""
 
@@ -324,7 +325,7 @@ class SlackRequest(SQLModel, table=True):
     seen_at: datetime = Field(sa_column=_when(index=True))
 
 
-class CountryRules(SQLModel, table=True):
+class CountryRules(TableModel, table=True):
     """A fingerprint of each country's rules as the stored snapshots were last derived with:
     when the configuration changes them, the country's factories are re-evaluated at start."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
+from store.columns import TableModel
 from store.columns import json_list as _json_list
 from store.columns import when as _when
 
 
-class ZtpCase(SQLModel, table=True):
+class ZtpCase(TableModel, table=True):
     """A zero-tolerance case (child labour, forced labour, violence, an imminent threat to
     workers' safety): escalated to the authorities at once, followed until staff close it.
     Never counted towards PNC. Opened by an assessment with a zero-tolerance code (``key`` is
@@ -35,7 +36,7 @@ class ZtpCase(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
-class ZtpUpdate(SQLModel, table=True):
+class ZtpUpdate(TableModel, table=True):
     """Progress recorded on a zero-tolerance case (``/pnc ztp update``)."""
 
     __tablename__ = "ztp_update"
@@ -48,7 +49,7 @@ class ZtpUpdate(SQLModel, table=True):
     at: datetime = Field(sa_column=_when())
 
 
-class ProgressReport(SQLModel, table=True):
+class ProgressReport(TableModel, table=True):
     """Progress Report One: what a factory reports it fixed of the publicly reported
     non-compliances of an assessment (``/pnc progress``)."""
 

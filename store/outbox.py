@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.vocabulary import OutboxStatus
 from store.bulk import chunks, insert_rows
-from store.db import execute
+from store.db import dialect_insert, execute
 from store.models import CHANNELS, OUTBOX, OutboxMessage
 
 #: what an outbox row of an event whose history no longer supports it is left with
@@ -152,7 +151,7 @@ async def add_once(session: AsyncSession, row: dict[str, Any]) -> bool:
     dispatchers writing the same key at once write it once, and neither fails); True if this
     call wrote it."""
     conn = await session.connection()
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+    insert = dialect_insert(conn.dialect.name)
     stmt = (
         insert(OUTBOX)
         .values(**row)
@@ -371,7 +370,7 @@ async def lock_channel(session: AsyncSession, channel: str) -> Row[Any]:
     """The channel's row (failures, alerted), created on first use, locked: dispatchers
     pausing the channel at once count each failure (SQLite: one writer anyway)."""
     conn = await session.connection()
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+    insert = dialect_insert(conn.dialect.name)
     await conn.execute(
         insert(CHANNELS)
         .values(name=channel, failures=0, alerted=False)

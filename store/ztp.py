@@ -12,21 +12,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.vocabulary import ZtpStatus
 from store.bulk import chunks, insert_rows
-from store.db import execute
+from store.db import dialect_insert, execute
 from store.models import ASSESSMENTS, FACTORIES, ZTP_CASES, ZtpCase, ZtpUpdate
 
 
 async def add_case(session: AsyncSession, row: dict[str, Any]) -> int | None:
     """Write a case unless one with its key is there already; its id if this call wrote it."""
     conn = await session.connection()
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+    insert = dialect_insert(conn.dialect.name)
     stmt = (
         insert(ZTP_CASES)
         .values(**row)
