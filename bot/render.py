@@ -44,7 +44,22 @@ def escape_mrkdwn(value: object) -> Mrkdwn:
     if isinstance(value, Mrkdwn):
         return value
     text = "" if value is None else str(value)
-    return Mrkdwn(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Mrkdwn(text)
+
+
+def _finalize(value: object) -> object:
+    """Every ``{{ … }}`` of a Slack template: escaped (``escape_mrkdwn``); text with nothing
+    to escape and numbers as they are (the usual case, on the status's hot path)."""
+    kind = type(value)
+    if kind is str:
+        text = str(value)
+        if "&" not in text and "<" not in text and ">" not in text:
+            return text
+    elif kind is int:
+        return value
+    return escape_mrkdwn(value)
 
 
 def mention(user_id: str) -> Mrkdwn:
@@ -103,7 +118,7 @@ def _environment(kind: str, **options: Any) -> Environment:
 
 @cache
 def slack_environment() -> Environment:
-    env = _environment("slack", autoescape=False, finalize=escape_mrkdwn)
+    env = _environment("slack", autoescape=False, finalize=_finalize)
     env.filters["mention"] = mention
     return env
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +17,7 @@ from bot.roles import RoleLevel
 from bot.vocabulary import AuditOutcome
 from store.bulk import chunks
 from store.db import Database, dialect_insert, execute
+from store.hot import Query
 from store.models import AUDIT, ROLES, SLACK_REQUESTS, AuditEntry, Role, SlackRequest
 
 #: the audit log's action for staff sending dead notices again (``outbox retry``)
@@ -64,11 +66,28 @@ async def add_audit_entries(conn: AsyncConnection, rows: Sequence[dict[str, Any]
         await conn.execute(AUDIT.insert(), list(rows))
 
 
+@cache
+def _first_time() -> Query:
+    """A signature recorded unless it already was (PostgreSQL); returns it when it was new."""
+    return Query(
+        "first_time",
+        dialect_insert("postgresql")(SLACK_REQUESTS)
+        .values(signature=bindparam("signature"), seen_at=bindparam("at"))
+        .on_conflict_do_nothing()
+        .returning(SLACK_REQUESTS.c.signature),
+    )
+
+
 async def first_time(
     db: Database, signature: str, now: datetime, *, forget_before: datetime | None
 ) -> bool:
     """Record a served request's signature, in its own transaction; False if it was already
-    recorded (a replay). With ``forget_before``, signatures older than that are dropped too."""
+    recorded (a replay). With ``forget_before``, signatures older than that are dropped too.
+    Without, on PostgreSQL, it is one ``INSERT … ON CONFLICT DO NOTHING`` on the hot path
+    (``store.hot``): every request served makes it."""
+    if forget_before is None and db.is_postgresql:
+        values = {"signature": signature[:100], "at": now}
+        return bool(await db.hot.statement(_first_time(), values))
     try:
         async with db.transaction(write=True) as s:
             s.add(SlackRequest(signature=signature[:100], seen_at=now))

@@ -10,8 +10,11 @@ project's machines; the statement itself costs 12 µs in ``sqlite3``. Here:
   thread. A batch of statements runs synchronously between ``BEGIN`` and ``COMMIT`` (a WAL
   reader never waits for a writer; ``busy_timeout`` covers the rare checkpoint), so nothing
   else runs on the loop meanwhile and the one connection is never shared by two batches.
-- **PostgreSQL**: a small ``asyncpg`` pool of its own; a batch runs in one read-only
-  ``REPEATABLE READ`` transaction, so its statements see one snapshot.
+- **PostgreSQL**: an ``asyncpg`` pool of its own (up to 10 connections a process, no ping
+  at checkout, no reset round trip at release). A ``Bundle`` is **one** statement (each query's
+  rows as a JSON array): one round trip. A batch of several statements runs in one read-only
+  ``REPEATABLE READ`` transaction, so its statements see one snapshot; a single statement
+  (the role, the replay check's insert) runs on its own.
 
 The statements stay SQLAlchemy Core (written in ``store/`` like every other); each value comes
 back through its column type's own result processor for the dialect, so a row holds what the
@@ -33,6 +36,7 @@ import orjson
 from sqlalchemy import Date, DateTime, Dialect, Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningInsert
 
 
 class Database(Protocol):
@@ -66,9 +70,10 @@ class HotRow(tuple[Any, ...]):
 
 
 class Query:
-    """A Core select whose parameters are ``bindparam``s, compiled once for each dialect."""
+    """A Core select (or an ``INSERT … RETURNING``) whose parameters are ``bindparam``s,
+    compiled once for each dialect."""
 
-    def __init__(self, name: str, statement: Select[Any]) -> None:
+    def __init__(self, name: str, statement: Select[Any] | ReturningInsert[Any]) -> None:
         self.name = name
         self.statement = statement
         self._prepared: dict[str, _Prepared] = {}
@@ -86,13 +91,13 @@ class _Prepared:
         self.sql = compiled.string
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.fixed = _fixed(compiled, dialect)
-        columns = list(query.statement.selected_columns)
+        columns = list(query.statement.exported_columns)
         self.processors: list[Processor] = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ]
         self.row: Any = type(
             f"{query.name}_row",
-            (namedtuple(f"{query.name}_fields", [c.key for c in columns]), HotRow),  # type: ignore[misc]
+            (namedtuple(f"{query.name}_fields", [str(c.key) for c in columns]), HotRow),
             {"__slots__": ()},
         )
 
@@ -120,6 +125,7 @@ class Bundle:
         self.queries = tuple(queries)
         arrays = []
         for q in self.queries:
+            assert isinstance(q.statement, Select), "a bundle reads"
             sub = q.statement.subquery()
             rows = func.json_agg(func.json_build_array(*sub.c))
             arrays.append(select(rows).select_from(sub).scalar_subquery())
@@ -182,7 +188,7 @@ def _from_json(query: Query, dialect: Dialect) -> list[Processor]:
     datetimes parsed (then through the column type's own processor: aware UTC datetimes),
     JSON as it is, the rest unchanged."""
     converters: list[Processor] = []
-    for c in query.statement.selected_columns:
+    for c in query.statement.exported_columns:
         affinity = c.type._type_affinity
         after = c.type.dialect_impl(dialect).result_processor(dialect, None)
         if affinity is not None and issubclass(affinity, DateTime):
@@ -206,7 +212,7 @@ Batch = Sequence[tuple[Query, Mapping[str, Any]]]
 class HotReads:
     """Runs batches of ``Query`` for one ``Database``, each batch in one read transaction."""
 
-    def __init__(self, db: Database, pool_size: int = 4) -> None:
+    def __init__(self, db: Database, pool_size: int = 10) -> None:
         self.db = db
         self.dialect = db.engine.dialect
         self._sqlite: sqlite3.Connection | None = None
@@ -236,6 +242,19 @@ class HotReads:
         async with pool.acquire() as conn:
             return p.rows(await conn.fetchrow(p.sql, *p.args(values)))
 
+    async def statement(self, query: Query, values: Mapping[str, Any]) -> list[Any]:
+        """One statement on its own, committed at once: on PostgreSQL, one round trip on the
+        pool's connection (no transaction around it, no ping), e.g. the replay check's insert
+        that every request makes; elsewhere through the engine, as a write."""
+        if not self.db.is_postgresql:
+            async with self.db.connection(write=True) as conn:
+                result = await conn.execute(query.statement, dict(values))
+                return [query.prepared(self.dialect).row._make(r) for r in result.all()]
+        p = query.prepared(self.dialect)
+        pool = self._pool or await self._open_pool()
+        async with pool.acquire() as conn:
+            return p.rows(await conn.fetch(p.sql, *p.args(values)))
+
     async def run(self, batch: Batch) -> list[list[Any]]:
         """Each query's rows, all read in one transaction."""
         if self._sqlite_path is not None:
@@ -260,15 +279,17 @@ class HotReads:
 
     async def _run_postgresql(self, batch: Batch) -> list[list[Any]]:
         pool = self._pool or await self._open_pool()
-        found = []
-        async with (
-            pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            for query, values in batch:
+        async with pool.acquire() as conn:
+            if len(batch) == 1:  # one statement sees one snapshot by itself
+                ((query, values),) = batch
                 p = query.prepared(self.dialect)
-                found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
-        return found
+                return [p.rows(await conn.fetch(p.sql, *p.args(values)))]
+            found = []
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                for query, values in batch:
+                    p = query.prepared(self.dialect)
+                    found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
+            return found
 
     async def _run_engine(self, batch: Batch) -> list[list[Any]]:
         async with self.db.connection() as conn:
@@ -290,6 +311,7 @@ class HotReads:
                     min_size=1,
                     max_size=self._pool_size,
                     init=_postgresql_codecs,
+                    reset=_nothing_to_reset,
                 )
         return self._pool
 
@@ -307,6 +329,11 @@ def _open_sqlite(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA query_only=ON")
     return conn
+
+
+async def _nothing_to_reset(conn: Any) -> None:
+    """A connection back in the pool needs no ``RESET ALL`` round trip: the hot statements
+    change nothing in its session (asyncpg still rolls back a transaction left open)."""
 
 
 async def _postgresql_codecs(conn: Any) -> None:

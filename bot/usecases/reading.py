@@ -5,10 +5,11 @@ recent submissions."""
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from typing import Any
 
 from bot import policy, validation
-from bot.countries import Country
+from bot.countries import Catalogue, Country
 from bot.usecases import inspectorate, progress, registry, ztp
 from bot.usecases.core import Core
 from bot.usecases.read_models import (
@@ -163,12 +164,16 @@ async def recent_submissions(core: Core, user_id: str, limit: int = 10) -> list[
     ]
 
 
+@lru_cache(maxsize=8192)
+def _issue(catalogue: Catalogue, code: str) -> IssueLine:
+    """An issue's line, made once per catalogue (a status shows each factory's issues)."""
+    return IssueLine(code, catalogue.name(code), catalogue.name(code, "vi"))
+
+
 def _line(row: Any, verdict: policy.Verdict, country: Country) -> AssessmentLine:
     """An assessment's line (``row``: an ``Assessment``, or a row of ``store.snapshot``)."""
-    issues = tuple(
-        IssueLine(code, country.catalogue.name(code), country.catalogue.name(code, "vi"))
-        for code in row.nc_issues
-    )
+    catalogue = country.catalogue
+    issues = tuple(_issue(catalogue, code) for code in row.nc_issues)
     assert row.id is not None
     return AssessmentLine(
         id=row.id,

@@ -26,6 +26,7 @@ from bot.usecases import (
 )
 from bot.usecases.core import Core
 from bot.vocabulary import AuditOutcome
+from store import access as store_access
 from store import history, referrals, snapshot, visits
 from store import progress as progress_rows
 from store import registry as registry_rows
@@ -170,3 +171,13 @@ async def test_hot_reads_on_an_in_memory_database_go_through_the_engine(tmp_path
         assert not hot.direct
     finally:
         await db.dispose()
+
+
+async def test_a_signature_is_served_once_on_every_backend(core: Core, clock: FrozenClock) -> None:
+    """The replay check's insert (one statement on PostgreSQL's hot path): the first time
+    True, then False; forgetting old ones on the way keeps the new one."""
+    db = core.db
+    assert await store_access.first_time(db, "v0=abc", clock(), forget_before=None)
+    assert not await store_access.first_time(db, "v0=abc", clock(), forget_before=None)
+    assert await store_access.first_time(db, "v0=def", clock(), forget_before=clock())
+    assert not await store_access.first_time(db, "v0=def", clock(), forget_before=None)
