@@ -305,9 +305,17 @@ class HotReads:
             if self._pool is None:
                 import asyncpg  # type: ignore[import-untyped]  # asyncpg: no type information
 
-                url = self.db.url.set(drivername="postgresql")
+                # what the engine connects with (host, user, ssl…), as its dialect reads the
+                # URL; less the options of SQLAlchemy's own adapter
+                _, options = self.dialect.create_connect_args(self.db.url)
+                for adapter_only in ("prepared_statement_name_func", "async_creator_fn"):
+                    options.pop(adapter_only, None)
+                # ``?prepared_statement_cache_size=0`` (behind PgBouncer) holds here too
+                cache = options.pop("prepared_statement_cache_size", None)
+                if cache is not None:
+                    options["statement_cache_size"] = int(cache)
                 self._pool = await asyncpg.create_pool(
-                    url.render_as_string(hide_password=False),
+                    **options,
                     min_size=1,
                     max_size=self._pool_size,
                     init=_postgresql_codecs,

@@ -181,3 +181,16 @@ async def test_a_signature_is_served_once_on_every_backend(core: Core, clock: Fr
     assert not await store_access.first_time(db, "v0=abc", clock(), forget_before=None)
     assert await store_access.first_time(db, "v0=def", clock(), forget_before=clock())
     assert not await store_access.first_time(db, "v0=def", clock(), forget_before=None)
+
+
+async def test_the_hot_pool_connects_as_the_engine_does(db: Database) -> None:
+    """The hot path's own pool takes the engine's connection options from the URL (an
+    option of SQLAlchemy's adapter, such as PgBouncer's statement cache off, included)."""
+    if not db.is_postgresql:
+        pytest.skip("the pool is PostgreSQL's")
+    other = Database(db.url.update_query_dict({"prepared_statement_cache_size": "0"}))
+    try:
+        assert await snapshot.granted_role(other.hot, "U0NOBODY") is None
+        assert other.hot._pool is not None
+    finally:
+        await other.dispose()
