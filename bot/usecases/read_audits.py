@@ -75,7 +75,10 @@ class ReadAudits:
                     dropped = len(self.pending) - KEEP
                     del self.pending[:dropped]
                     log.error("dropped the %d oldest audit entries of reads", dropped)
-                if self._timer is None:
+            finally:
+                # entries kept, or added while this batch was written, wait no longer than
+                # ``WINDOW`` even if no other read comes
+                if self.pending and self._timer is None:
                     loop = asyncio.get_running_loop()
                     self._timer = loop.call_later(WINDOW, self._start)
 

@@ -5,6 +5,7 @@ entries of reads are written in batches, and none is lost on a flush."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,34 @@ async def test_the_hot_pool_connects_as_the_engine_does(db: Database) -> None:
         assert other.hot._pool is not None
     finally:
         await other.dispose()
+
+
+async def test_entries_added_while_a_batch_is_written_wait_no_longer_than_the_window(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_audits, "WINDOW", 0.05)
+    monkeypatch.setattr(read_audits, "MOST", 2)
+    real, entered, gate = store_access.add_audit_entries, asyncio.Event(), asyncio.Event()
+
+    async def slow(conn: Any, rows: Any) -> None:
+        entered.set()
+        await gate.wait()
+        await real(conn, rows)
+
+    monkeypatch.setattr(read_audits.access, "add_audit_entries", slow)
+    audits = core.read_audits
+
+    async def read(text: str) -> None:
+        await access.log_command(core, "U0A", "slack", text, AuditOutcome.OK, {}, read=True)
+
+    await read("status A-0")
+    await read("status A-1")  # a full batch: its write starts
+    await asyncio.wait_for(entered.wait(), 5)
+    await read("status B")  # while that batch is being written, for longer than the window
+    await asyncio.sleep(0.2)
+    gate.set()
+    for _ in range(250):  # then written by the timer, with no other read coming
+        if not audits.pending and len(await commands(core)) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(await commands(core)) == ["status A-0", "status A-1", "status B"]
