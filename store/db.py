@@ -71,8 +71,8 @@ async def execute(
 
 
 def dialect_insert(dialect: str) -> Any:
-    """The dialect's own ``insert`` (for ``ON CONFLICT``), its module imported when first
-    needed (the CLI on SQLite never loads the PostgreSQL dialect)."""
+    """The dialect's own ``insert`` (for ``ON CONFLICT``), the one choice of it for every
+    statement that needs it."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import policy, validation
 from bot.countries import Catalogue, Country
+from bot.errors import UnknownFactory
 from bot.usecases import inspectorate, progress, registry, ztp
 from bot.usecases.core import Core
 from bot.usecases.read_models import (
@@ -45,7 +46,9 @@ async def status(core: Core, factory_id: str) -> StatusView:
     if rows is None:
         async with core.db.transaction() as s:
             await registry.existing_factory(s, fid)  # raises, naming close ids
-        raise AssertionError("unreachable")  # pragma: no cover
+        rows = await snapshot.factory_rows(core.db.hot, fid)  # registered just now
+        if rows is None:  # pragma: no cover - and removed again (factories are never removed)
+            raise UnknownFactory(fid, [])
     return status_view(core, rows)
 
 

@@ -6,12 +6,12 @@ entries of reads are written in batches, and none is lost on a flush."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from bot.countries import load_config
 from bot.errors import UnknownFactory
 from bot.roles import RoleLevel
 from bot.settings import Settings
@@ -23,17 +23,17 @@ from bot.usecases import (
     read_audits,
     reading,
     readmission,
+    registry,
     ztp,
 )
 from bot.usecases.core import Core
 from bot.vocabulary import AuditOutcome
 from store import access as store_access
-from store import history, referrals, snapshot, visits
+from store import history, migrate, referrals, snapshot, visits
 from store import progress as progress_rows
 from store import registry as registry_rows
 from store import ztp as ztp_rows
 from store.db import Database
-from store.hot import HotReads
 from store.models import AuditEntry
 from tests.conftest import ASSESSOR, MANAGER, FrozenClock
 from tests.integration.helpers import FAIL4
@@ -165,11 +165,25 @@ async def test_a_refused_batch_is_kept_and_written_later(
     assert await commands(core) == ["status VN-1"] and core.read_audits.pending == []
 
 
-async def test_hot_reads_on_an_in_memory_database_go_through_the_engine(tmp_path: Path) -> None:
+async def test_hot_reads_on_an_in_memory_database_go_through_the_engine(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """A ``:memory:`` database is seen only by the engine's connection: the hot reads go
+    through it, and give the same rows."""
     db = Database("sqlite+aiosqlite:///:memory:")
     try:
-        hot = HotReads(db)
-        assert not hot.direct
+        assert not db.hot.direct
+        await migrate.upgrade(db)
+        memory = Core(db, load_config(settings), settings, clock)
+        await registry.add_factory(memory, MANAGER, "VN-9", "Mem Ltd", "VN", "hr@mem.example")
+        await assessments.record(memory, ASSESSOR, "VN-9", "2026-01-10", FAIL4)
+        rows = await snapshot.factory_rows(db.hot, "VN-9")
+        assert rows is not None and rows.factory.name == "Mem Ltd"
+        (assessment,) = rows.assessments
+        assert assessment.nc_issues == FAIL4.split(",")
+        assert assessment.submitted_at.tzinfo is not None
+        assert (await reading.status(memory, "VN-9")).state == "at_risk"
+        assert await snapshot.granted_role(db.hot, "U0NOBODY") is None
     finally:
         await db.dispose()
 
