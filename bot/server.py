@@ -283,7 +283,16 @@ class Server:
             logger=_HttpLog(logging.getLogger("aiohttp.server")),
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        try:
+            await web.TCPSite(self._runner, host, port).start()
+        except OSError as exc:  # not the database's fault: say what it is
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                "Another program (another pnc-bot serve?) may have that port: stop it, or choose "
+                "a free port with --port and an address of this machine with --host.",
+            ) from None
         self.port = int(self._runner.addresses[0][1])
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.slack, self.app_token)

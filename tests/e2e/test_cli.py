@@ -248,3 +248,21 @@ async def test_outbox_retry_dead_sends_every_dead_notice_again_or_refuses_with_t
     assert re.fullmatch(r"notice #1 \(at_risk_warning to Hue Sewing\) is due again\n", one)
     nothing = run("outbox", "retry", cwd=tmp_path, env=env, ok=False)
     assert nothing.returncode == 1 and "Give the notice's number" in nothing.stderr
+
+
+def test_a_port_in_use_is_refused_as_such_not_as_the_database(tmp_path: Path) -> None:
+    """``serve --port`` on a port another program holds: one line saying so, exit 1; the
+    database is not blamed, and nothing is left running."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        secrets = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s3cr3t-signing"}
+        result = run(
+            "serve", "--host", "127.0.0.1", "--port", str(port), cwd=tmp_path, env=secrets, ok=False
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
+    assert "database" not in result.stderr
+    assert "Traceback" not in result.stderr and "s3cr3t-signing" not in result.stderr
