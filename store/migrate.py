@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest migration (``store/migrations/versions``); ``test_head_is_the_newest_migration``
-HEAD = "0009"
+HEAD = "0010"
 
 #: pg_advisory_xact_lock key: "pnc-bot migrations"
 _MIGRATION_LOCK = 0x706E635F6D6967

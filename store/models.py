@@ -202,8 +202,9 @@ class OutboxMessage(TableModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     claimed_by: str | None = Field(default=None, max_length=100)
     last_error: str | None = Field(default=None, max_length=1000)
-    #: the provider's answer: the SMTP reply, the Slack message ts, the file written
-    provider_reply: str | None = Field(default=None, max_length=500)
+    #: the provider's answer: the SMTP reply, the Slack message ts, the file written (indexed:
+    #: a button pressed on a staff alert finds the alert by its message's ts)
+    provider_reply: str | None = Field(default=None, max_length=500, index=True)
     created_at: datetime = Field(sa_column=_when())
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
