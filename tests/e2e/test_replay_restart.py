@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot import server as server_module
 from bot.bootstrap import Bot
-from bot.server import ReplayGuard, Server
+from bot.replays import ReplayGuard
+from bot.server import Server
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
 from bot.usecases.core import Core
@@ -91,7 +91,7 @@ async def test_signatures_reach_the_database_within_the_flush_interval(
     _, body = client.command_body("status VN-1004", ASSESSOR)
     stamp = int(time.time())
     assert (await client.post(body, FORM, timestamp=stamp))[0] == 200
-    await asyncio.sleep(server_module.ReplayGuard.FLUSH_SECONDS + 1.5)
+    await asyncio.sleep(ReplayGuard.FLUSH_SECONDS + 1.5)
     _, other = await start()
     status, answer, _ = await other.post(body, FORM, timestamp=stamp)
     assert status == 401 and "already served" in answer
