@@ -3,8 +3,10 @@ driver's own connection in one read transaction — no ORM session, no per-state
 no pool checkout ping, no thread hand-off.
 
 What a person waits for most (``/pnc status``, the role at the door) is a handful of small
-indexed selects. Through SQLAlchemy's async ORM session each cost about 0.4–1 ms on this
-project's machines; the statement itself costs 12 µs in ``sqlite3``. Here:
+indexed selects; every request on PostgreSQL also makes one small write, the replay check's
+insert (``HotReads.statement``). Through SQLAlchemy's async ORM session each statement cost
+about 0.4–1 ms on this project's machines; the statement itself costs 12 µs in ``sqlite3``.
+Here:
 
 - **SQLite**: one ``sqlite3`` connection of the process's own, used on the event loop's
   thread. A batch of statements runs synchronously between ``BEGIN`` and ``COMMIT`` (a WAL
@@ -69,6 +71,21 @@ class HotRow(tuple[Any, ...]):
         return dict(zip(self._fields, self, strict=True))
 
 
+class _Compiled:
+    """A statement compiled for one dialect: its SQL, and its parameters in the order the
+    driver takes them."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self.fixed = _fixed(compiled, dialect)
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        fixed = self.fixed
+        return [fixed[n] if n in fixed else values[n] for n in self.order]
+
+
 class Query:
     """A Core select (or an ``INSERT … RETURNING``) whose parameters are ``bindparam``s,
     compiled once for each dialect."""
@@ -85,12 +102,9 @@ class Query:
         return found
 
 
-class _Prepared:
+class _Prepared(_Compiled):
     def __init__(self, query: Query, dialect: Dialect) -> None:
-        compiled = query.statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.fixed = _fixed(compiled, dialect)
+        super().__init__(query.statement, dialect)
         columns = list(query.statement.exported_columns)
         self.processors: list[Processor] = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
@@ -101,18 +115,8 @@ class _Prepared:
             {"__slots__": ()},
         )
 
-    def args(self, values: Mapping[str, Any]) -> list[Any]:
-        fixed = self.fixed
-        return [fixed[n] if n in fixed else values[n] for n in self.order]
-
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
-        processors, make = self.processors, self.row._make
-        if not any(processors):
-            return [make(r) for r in raw]
-        return [
-            make([p(v) if p is not None else v for p, v in zip(processors, r, strict=True)])
-            for r in raw
-        ]
+        return _rows(self.row._make, self.processors, raw)
 
 
 class Bundle:
@@ -139,35 +143,32 @@ class Bundle:
         return found
 
 
-class _PreparedBundle:
+class _PreparedBundle(_Compiled):
     def __init__(self, bundle: Bundle, dialect: Dialect) -> None:
-        compiled = bundle.statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.fixed = _fixed(compiled, dialect)
+        super().__init__(bundle.statement, dialect)
         self.parts = [
             (q.prepared(dialect).row._make, _from_json(q, dialect)) for q in bundle.queries
         ]
 
-    def args(self, values: Mapping[str, Any]) -> list[Any]:
-        fixed = self.fixed
-        return [fixed[n] if n in fixed else values[n] for n in self.order]
-
     def rows(self, arrays: Sequence[Any]) -> list[list[Any]]:
-        found = []
-        for (make, converters), array in zip(self.parts, arrays, strict=True):
-            found.append(
-                [
-                    make(
-                        [
-                            c(v) if c is not None and v is not None else v
-                            for c, v in zip(converters, r, strict=True)
-                        ]
-                    )
-                    for r in array or ()
-                ]
-            )
-        return found
+        """Each query's rows from its JSON array (None: no rows)."""
+        return [
+            _rows(make, converters, array or ())
+            for (make, converters), array in zip(self.parts, arrays, strict=True)
+        ]
+
+
+def _rows(
+    make: Callable[[Any], Any], processors: Sequence[Processor], raw: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """Rows made from the driver's, each value through its column's processor (None passes
+    through untouched, as SQLAlchemy's processors also let it)."""
+    if not any(processors):
+        return [make(r) for r in raw]
+    return [
+        make([v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True)])
+        for r in raw
+    ]
 
 
 def _fixed(compiled: Any, dialect: Dialect) -> dict[str, Any]:
@@ -210,7 +211,8 @@ Batch = Sequence[tuple[Query, Mapping[str, Any]]]
 
 
 class HotReads:
-    """Runs batches of ``Query`` for one ``Database``, each batch in one read transaction."""
+    """Runs batches of ``Query`` for one ``Database``, each batch in one read transaction, and
+    single statements on their own (``statement``)."""
 
     def __init__(self, db: Database, pool_size: int = 10) -> None:
         self.db = db
