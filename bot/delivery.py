@@ -217,10 +217,11 @@ class Outbox:
             if ours:
                 INSTRUMENTS.delivered(channel, OutboxStatus.DEAD)
             return
-        async with self.db.connection(write=True) as conn:  # the common case, kept light
-            ours = await outbox.record(conn, row.id, self.name, values)
-            if ours and clear_pause:
-                await outbox.clear_pause(conn, channel)
+        # the common case, on the hot path; a pause is cleared by any delivery, even one whose
+        # notice another dispatcher took over meanwhile (the channel delivered all the same)
+        ours = await outbox.record_now(
+            self.db.hot, row.id, self.name, values, clear_pause=channel if clear_pause else None
+        )
         if not ours:
             log.warning("notice %s was taken over by another dispatcher", row.id)
         elif result.outcome == Outcome.SENT:

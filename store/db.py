@@ -33,7 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import redaction
 from store import immediate
-from store.hot import HotReads
+from store.hot import HotPath
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class Database:
             self.read_engine, class_=AsyncSession, expire_on_commit=False
         )
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
-        #: the hot reads (``store.hot``): the status and the role at the door
-        self.hot = HotReads(self)
+        #: the hot path (``store.hot``): the status, the role at the door, delivery outcomes
+        self.hot = HotPath(self, one_writer=self._one_writer)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,27 +1,35 @@
-"""Hot reads: a few SQLAlchemy Core statements, compiled once per dialect, run on the
-driver's own connection in one read transaction — no ORM session, no per-statement compile,
-no pool checkout ping, no thread hand-off.
+"""The hot path: a few SQLAlchemy Core statements, compiled once per dialect, run on the
+driver's own connection — no ORM session, no per-statement compile, no pool checkout ping, no
+thread hand-off.
 
 What a person waits for most (``/pnc status``, the role at the door) is a handful of small
 indexed selects; every request on PostgreSQL also makes one small write, the replay check's
-insert (``HotReads.statement``). Through SQLAlchemy's async ORM session each statement cost
-about 0.4–1 ms on this project's machines; the statement itself costs 12 µs in ``sqlite3``.
-Here:
+insert (``HotPath.statement``); the dispatcher records each delivery's outcome, a one-row
+update, before the connection sends its next message (``HotPath.write``). Through
+SQLAlchemy's async ORM session each statement cost about 0.4–1 ms on this project's machines;
+the statement itself costs 12 µs in ``sqlite3``. Here:
 
 - **SQLite**: one ``sqlite3`` connection of the process's own, used on the event loop's
   thread. A batch of statements runs synchronously between ``BEGIN`` and ``COMMIT`` (a WAL
   reader never waits for a writer; ``busy_timeout`` covers the rare checkpoint), so nothing
   else runs on the loop meanwhile and the one connection is never shared by two batches.
+  Writes have a second connection, used under the process's one-writer lock: its
+  ``BEGIN IMMEDIATE`` (or a lone statement, a transaction by itself) takes SQLite's write
+  lock at once or fails before anything is done
+  (``busy_timeout=0``) — when another process is writing, the batch waits for the lock on
+  aiosqlite's thread instead, through the engine, so the loop never stalls on another process.
+  That connection runs no WAL checkpoints (the engine's connections do): a commit only appends.
 - **PostgreSQL**: an ``asyncpg`` pool of its own (up to 10 connections a process, no ping
   at checkout, no reset round trip at release). A ``Bundle`` is **one** statement (each query's
   rows as a JSON array): one round trip. A batch of several statements runs in one read-only
   ``REPEATABLE READ`` transaction, so its statements see one snapshot; a single statement
   (the role, the replay check's insert) runs on its own.
 
-The statements stay SQLAlchemy Core (written in ``store/`` like every other); each value comes
-back through its column type's own result processor for the dialect, so a row holds what the
-ORM would have given (aware UTC datetimes, dates, parsed JSON). Parameters are named with
-``bindparam`` and passed as plain strings and numbers.
+The statements stay SQLAlchemy Core (written in ``store/`` like every other); each parameter
+goes through its type's bind processor and each value comes back through its column type's
+result processor for the dialect, so the driver gets what SQLAlchemy would have sent and a row
+holds what the ORM would have given (aware UTC datetimes, dates, parsed JSON). Parameters are
+named with ``bindparam``.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import orjson
 from sqlalchemy import Date, DateTime, Dialect, Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import UpdateBase
 
 
 class Database(Protocol):
@@ -80,17 +88,33 @@ class _Compiled:
         self.sql: str = compiled.string
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.fixed = _fixed(compiled, dialect)
+        #: the given parameters' bind processors (e.g. a datetime to SQLite's text, JSON)
+        self.binders: dict[str, Callable[[Any], Any]] = {}
+        for name in self.order:
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if name not in self.fixed and process is not None:
+                self.binders[name] = process
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
-        fixed = self.fixed
-        return [fixed[n] if n in fixed else values[n] for n in self.order]
+        fixed, binders = self.fixed, self.binders
+        if not binders:
+            return [fixed[n] if n in fixed else values[n] for n in self.order]
+        found = []
+        for n in self.order:
+            if n in fixed:
+                found.append(fixed[n])
+            elif (process := binders.get(n)) is not None:
+                found.append(process(values[n]))
+            else:
+                found.append(values[n])
+        return found
 
 
 class Query:
-    """A Core select (or an ``INSERT … RETURNING``) whose parameters are ``bindparam``s,
-    compiled once for each dialect."""
+    """A Core select, insert or update (its ``RETURNING`` columns are its rows) whose
+    parameters are ``bindparam``s, compiled once for each dialect."""
 
-    def __init__(self, name: str, statement: Select[Any] | ReturningInsert[Any]) -> None:
+    def __init__(self, name: str, statement: Select[Any] | UpdateBase) -> None:
         self.name = name
         self.statement = statement
         self._prepared: dict[str, _Prepared] = {}
@@ -210,14 +234,22 @@ def _then(first: Callable[[Any], Any], after: Processor) -> Callable[[Any], Any]
 Batch = Sequence[tuple[Query, Mapping[str, Any]]]
 
 
-class HotReads:
-    """Runs batches of ``Query`` for one ``Database``, each batch in one read transaction, and
-    single statements on their own (``statement``)."""
+class HotPath:
+    """Runs batches of ``Query`` for one ``Database``: reads in one read transaction
+    (``run``, ``bundle``), short writes in one write transaction (``write``), and single
+    statements on their own (``statement``).
 
-    def __init__(self, db: Database, pool_size: int = 10) -> None:
+    ``one_writer``: on SQLite, the lock the database's writers take in turn (this process's
+    writes to SQLite are one at a time)."""
+
+    def __init__(
+        self, db: Database, *, one_writer: asyncio.Lock | None = None, pool_size: int = 10
+    ) -> None:
         self.db = db
         self.dialect = db.engine.dialect
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_writer: sqlite3.Connection | None = None
+        self._one_writer = one_writer or asyncio.Lock()
         self._pool: Any = None
         self._pool_size = pool_size
         self._opening = asyncio.Lock()
@@ -257,6 +289,55 @@ class HotReads:
         async with pool.acquire() as conn:
             return p.rows(await conn.fetch(p.sql, *p.args(values)))
 
+    async def write(self, batch: Batch) -> list[list[Any]]:
+        """Each statement's rows (its ``RETURNING``), all run in one write transaction,
+        committed before this returns. Keep it short: on SQLite it runs on the loop's thread."""
+        if self._sqlite_path is not None:
+            async with self._one_writer:
+                found = self._write_sqlite(batch)
+            if found is not None:
+                return found
+            # another process holds the write lock: wait for it off the loop's thread
+        elif self.db.is_postgresql:
+            pool = self._pool or await self._open_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                found = []
+                for query, values in batch:
+                    p = query.prepared(self.dialect)
+                    found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
+                return found
+        return await self._run_engine(batch, write=True)
+
+    def _write_sqlite(self, batch: Batch) -> list[list[Any]] | None:
+        """The batch in one transaction on the loop's thread, or None (nothing done) when
+        SQLite's write lock is another process's."""
+        conn = self._sqlite_writer
+        if conn is None:
+            conn = self._sqlite_writer = _open_sqlite(self._sqlite_path or "", write=True)
+        # one statement is a transaction by itself (one call into SQLite: each call lets go of
+        # the GIL, and taking it back can wait for another thread's turn)
+        alone = len(batch) == 1
+        try:
+            if alone:
+                ((query, values),) = batch
+                p = query.prepared(self.dialect)
+                return [p.rows(conn.execute(p.sql, p.args(values)).fetchall())]
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # a statement fails whole: nothing was done
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return None
+            raise
+        try:
+            found = []
+            for query, values in batch:
+                p = query.prepared(self.dialect)
+                found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return found
+
     async def run(self, batch: Batch) -> list[list[Any]]:
         """Each query's rows, all read in one transaction."""
         if self._sqlite_path is not None:
@@ -293,8 +374,8 @@ class HotReads:
                     found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
             return found
 
-    async def _run_engine(self, batch: Batch) -> list[list[Any]]:
-        async with self.db.connection() as conn:
+    async def _run_engine(self, batch: Batch, *, write: bool = False) -> list[list[Any]]:
+        async with self.db.connection(write=write) as conn:
             found = []
             for query, values in batch:
                 result = await conn.execute(query.statement, dict(values))
@@ -326,18 +407,30 @@ class HotReads:
         return self._pool
 
     async def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+        for conn in (self._sqlite, self._sqlite_writer):
+            if conn is not None:
+                conn.close()
+        self._sqlite = self._sqlite_writer = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
 
 
-def _open_sqlite(path: str) -> sqlite3.Connection:
+def _open_sqlite(path: str, *, write: bool = False) -> sqlite3.Connection:
+    """The reader (``query_only``; it waits out a checkpoint's brief lock) or the writer
+    (never waits for a lock, runs no checkpoint; the engine's settings otherwise)."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.execute("PRAGMA query_only=ON")
+    if write:
+        for pragma in (
+            "busy_timeout=0",
+            "wal_autocheckpoint=0",
+            "foreign_keys=ON",
+            "synchronous=1",
+        ):
+            conn.execute(f"PRAGMA {pragma}")  # synchronous=1: NORMAL, as the engine's
+    else:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA query_only=ON")
     return conn
 
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.vocabulary import OutboxStatus
 from store.bulk import chunks, insert_rows
 from store.db import dialect_insert, execute
+from store.hot import HotPath, Query
 from store.models import CHANNELS, OUTBOX, OutboxMessage
 
 #: what an outbox row of an event whose history no longer supports it is left with
@@ -310,6 +312,43 @@ async def dead_letter(session: AsyncSession, ids: Sequence[int], why: str) -> No
     )
 
 
+async def record_now(
+    hot: HotPath,
+    notice_id: int,
+    claimed_by: str,
+    values: dict[str, Any],
+    *,
+    clear_pause: str | None = None,
+) -> bool:
+    """``record``, on the hot path (``store.hot``) in a transaction of its own, committed when
+    this returns; with ``clear_pause``, that channel's pause is cleared in it too (it just
+    delivered). False if another dispatcher took the notice over."""
+    batch = [(_recording(frozenset(values)), {**values, "id": notice_id, "by": claimed_by})]
+    if clear_pause is not None:
+        batch.append((_CLEAR_PAUSE, {"channel": clear_pause}))
+    return bool((await hot.write(batch))[0])
+
+
+@cache
+def _recording(columns: frozenset[str]) -> Query:
+    """``record``'s statement for one set of columns (each outcome sets its own few)."""
+    o = OUTBOX
+    return Query(
+        "record",
+        update(o)
+        .where(
+            o.c.id == bindparam("id"),
+            o.c.claimed_by == bindparam("by"),
+            o.c.status == OutboxStatus.SENDING,
+        )
+        .values(
+            {name: bindparam(name, type_=o.c[name].type) for name in sorted(columns)}
+            | {"lease_until": null(), "claimed_by": null()}
+        )
+        .returning(o.c.id),
+    )
+
+
 async def record(
     conn: AsyncConnection, notice_id: int, claimed_by: str, values: dict[str, Any]
 ) -> bool:
@@ -397,10 +436,10 @@ async def pause_channel(
     )
 
 
-async def clear_pause(conn: AsyncConnection, channel: str) -> None:
-    """The channel delivered again: its pause, failures and alert are forgotten."""
-    await conn.execute(
-        update(CHANNELS)
-        .where(CHANNELS.c.name == channel, CHANNELS.c.failures > 0)
-        .values(paused_until=None, reason=None, failures=0, alerted=False)
-    )
+#: the channel delivered again: its pause, failures and alert are forgotten
+_CLEAR_PAUSE = Query(
+    "clear_pause",
+    update(CHANNELS)
+    .where(CHANNELS.c.name == bindparam("channel"), CHANNELS.c.failures > 0)
+    .values(paused_until=null(), reason=null(), failures=0, alerted=False),
+)

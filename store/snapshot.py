@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import String, bindparam, select
 
-from store.hot import Bundle, HotReads, Query
+from store.hot import Bundle, HotPath, Query
 from store.models import (
     ASSESSMENTS,
     BUYERS,
@@ -154,7 +154,7 @@ class FactoryRows:
     reports: list[Any]
 
 
-async def factory_rows(reads: HotReads, factory_id: str) -> FactoryRows | None:
+async def factory_rows(reads: HotPath, factory_id: str) -> FactoryRows | None:
     """A factory's rows (None: no such factory)."""
     values = {"factory": factory_id}
     found = await reads.bundle(STATUS, values)
@@ -163,7 +163,7 @@ async def factory_rows(reads: HotReads, factory_id: str) -> FactoryRows | None:
     return FactoryRows(found[0][0], *found[1:])
 
 
-async def granted_role(reads: HotReads, user_id: str) -> str | None:
+async def granted_role(reads: HotPath, user_id: str) -> str | None:
     """The role granted to someone (the ``role`` table; None if none)."""
     (rows,) = await reads.run([(ROLE, {"user": user_id})])
     return rows[0].role if rows else None
