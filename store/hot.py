@@ -277,17 +277,10 @@ class HotPath:
             return p.rows(await conn.fetchrow(p.sql, *p.args(values)))
 
     async def statement(self, query: Query, values: Mapping[str, Any]) -> list[Any]:
-        """One statement on its own, committed at once: on PostgreSQL, one round trip on the
-        pool's connection (no transaction around it, no ping), e.g. the replay check's insert
-        that every request makes; elsewhere through the engine, as a write."""
-        if not self.db.is_postgresql:
-            async with self.db.connection(write=True) as conn:
-                result = await conn.execute(query.statement, dict(values))
-                return [query.prepared(self.dialect).row._make(r) for r in result.all()]
-        p = query.prepared(self.dialect)
-        pool = self._pool or await self._open_pool()
-        async with pool.acquire() as conn:
-            return p.rows(await conn.fetch(p.sql, *p.args(values)))
+        """One statement on its own, committed at once — e.g. the replay check's insert that
+        every request makes on PostgreSQL: one round trip on the pool's connection (no
+        transaction around it, no ping)."""
+        return (await self.write([(query, values)]))[0]
 
     async def write(self, batch: Batch) -> list[list[Any]]:
         """Each statement's rows (its ``RETURNING``), all run in one write transaction,
@@ -300,11 +293,16 @@ class HotPath:
             # another process holds the write lock: wait for it off the loop's thread
         elif self.db.is_postgresql:
             pool = self._pool or await self._open_pool()
-            async with pool.acquire() as conn, conn.transaction():
-                found = []
-                for query, values in batch:
+            async with pool.acquire() as conn:
+                if len(batch) == 1:  # a transaction by itself: one round trip
+                    ((query, values),) = batch
                     p = query.prepared(self.dialect)
-                    found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
+                    return [p.rows(await conn.fetch(p.sql, *p.args(values)))]
+                found = []
+                async with conn.transaction():
+                    for query, values in batch:
+                        p = query.prepared(self.dialect)
+                        found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
                 return found
         return await self._run_engine(batch, write=True)
 
