@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -146,12 +147,12 @@ class Settings(BaseSettings):
     @property
     def sender(self) -> tuple[str, str]:
         """``PNC_MAIL_FROM`` as (display name, address); the name may be empty."""
-        return parseaddr(self.mail_from)
+        return mailbox(self.mail_from)
 
     @property
     def reply_to_mailbox(self) -> tuple[str, str] | None:
         """``PNC_REPLY_TO`` as (display name, address), when set."""
-        return parseaddr(self.reply_to) if self.reply_to else None
+        return mailbox(self.reply_to) if self.reply_to else None
 
     @property
     def mail_domain(self) -> str:
@@ -194,3 +195,10 @@ def load_settings(**overrides: Any) -> Settings:
             "Invalid configuration: " + "; ".join(problems),
             "Check the environment variables listed in the README.",
         ) from None
+
+
+@lru_cache(maxsize=64)
+def mailbox(value: str) -> tuple[str, str]:
+    """A mailbox header's (display name, address), parsed once per value (every email asks for
+    the sender's)."""
+    return parseaddr(value)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ import aiosmtplib
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.settings import mailbox
 from bot.smtp_url import SmtpSettings
 from bot.vocabulary import Channel
 from store.outbox import Claimed
@@ -287,7 +288,7 @@ def _tls_failure(exc: BaseException) -> bool:
 
 
 def _envelope_sender(message: Message) -> str:
-    return parseaddr(str(message["From"] or ""))[1]
+    return mailbox(str(message["From"] or ""))[1]
 
 
 def _brief(exc: BaseException) -> str:
