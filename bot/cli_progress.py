@@ -1,5 +1,9 @@
 """``pnc-bot progress``: record a factory's progress report (Progress Report One) from the
-server's command line, as ``/pnc progress`` does; the operator acts as a manager."""
+server's command line, as ``/pnc progress`` does; the operator acts as a manager.
+
+The use case is imported by the command that runs it: every command's start-up imports this
+module.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from bot.cli_run import fail, run, with_bot
 from bot.errors import PncError
 from bot.render import render_text
 from bot.roles import operator
-from bot.usecases import progress as use_case
 
 USAGE = "pnc-bot progress <factory> <YYYY-MM-DD> fixed <code,code,…|none>"
 
@@ -30,6 +33,7 @@ def progress(
 ) -> None:
     """Record what a factory's progress report says it fixed of the issues its latest counted
     assessment found; its reminders stop."""
+    from bot.usecases import progress as use_case
     from handlers.progress_commands import read_progress
 
     try:

@@ -1,6 +1,10 @@
 """``pnc-bot ztp``: zero-tolerance cases on the command line — the open ones, one opened by
 hand, progress recorded on one. The person at the server's command line acts as a manager
-(``bot.roles.operator``); the words are read as ``/pnc ztp …`` reads them."""
+(``bot.roles.operator``); the words are read as ``/pnc ztp …`` reads them.
+
+The use case is imported by the command that runs it: every command's start-up imports this
+module.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from bot.bootstrap import Bot
 from bot.cli_run import run, with_bot
 from bot.render import render_text
 from bot.roles import operator
-from bot.usecases import ztp
 
 ztp_app = typer.Typer(
     help="Zero-tolerance cases: list the open ones, open one by hand, record progress.",
@@ -43,6 +46,8 @@ def ztp_list(
     """The open zero-tolerance cases, oldest first, with their deadlines."""
 
     async def work(bot: Bot) -> str:
+        from bot.usecases import ztp
+
         cases = await ztp.open_cases(bot.core)
         if as_json:
             return json.dumps([c.to_json() for c in cases], ensure_ascii=False, indent=2) + "\n"
@@ -61,6 +66,8 @@ def ztp_open(
     `outbox send`); the factory is not emailed."""
 
     async def work(bot: Bot) -> str:
+        from bot.usecases import ztp
+
         opened = await ztp.open_by_hand(bot.core, operator(), factory, code, " ".join(note or []))
         return _text(bot, "opened", o=opened)
 
@@ -76,6 +83,8 @@ def ztp_update(
     """Record progress on a case (forward only; closing it cancels its reminders)."""
 
     async def work(bot: Bot) -> str:
+        from bot.usecases import ztp
+
         line = await ztp.update(bot.core, operator(), case, status, " ".join(note or []))
         return _text(bot, "updated", c=line)
 

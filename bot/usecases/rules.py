@@ -7,15 +7,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import notices, policy
 from bot.usecases.core import Core
-from bot.usecases.reevaluation import Reevaluation, reevaluate
 from bot.vocabulary import HeldBecause, NoticeKind, NoticeMode
 from store import registry
 from store.bulk import chunks
 from store.rules import fingerprints, set_fingerprints
+
+if TYPE_CHECKING:
+    from bot.usecases.reevaluation import Reevaluation
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ async def refresh(core: Core) -> dict[str, int]:
         recorded = await fingerprints(s)
     if all(recorded.get(c) == f for c, f in wanted.items()):
         return {}
+    # only now: every command starts by checking the rules, and they seldom change
+    from bot.usecases.reevaluation import reevaluate
+
     async with core.db.transaction(write=True) as s:
         recorded = await fingerprints(s)
         changed = sorted(c for c, f in wanted.items() if recorded.get(c) != f)
