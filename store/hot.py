@@ -330,10 +330,11 @@ class HotPath:
             for query, values in batch:
                 p = query.prepared(self.dialect)
                 found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # the connection is left ready for the next batch
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return found
 
     async def run(self, batch: Batch) -> list[list[Any]]:
