@@ -9,9 +9,11 @@ URL — against a bare slack-bolt AsyncApp that answers a constant in its acknow
 
 Loads: 16 clients (closed loop: each waits for its answer before sending the next) and one
 client; 1,000 factories + 10,000 assessments and 10,000 + 100,000, on SQLite and PostgreSQL.
-Also the peak RSS of each ``pnc-bot serve``. Each server runs in its own process; this process
-signs the requests and stands in for Slack (``auth.test`` and the response URLs) on loopback.
-Every load waits for all of its answers before the next load starts.
+Also the peak RSS of each ``pnc-bot serve``, and each server's CPU time per request under the
+16-client load (read from ``/proc``: steadier than the answer times on a noisy machine). Each
+server runs in its own process; this process signs the requests and stands in for Slack
+(``auth.test`` and the response URLs) on loopback. Every load waits for all of its answers
+before the next load starts.
 """
 
 from __future__ import annotations
@@ -153,6 +155,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 _RNG = random.Random(11)
 #: shared by every load: no two requests are ever the same
 _COUNTER = itertools.count(1)
@@ -277,6 +286,18 @@ async def main() -> None:
         async def run_load(port: int, ids: list[str], clients: int, requests: int) -> list[float]:
             return await load(port, sink, sink_url, ids, clients, requests)
 
+        async def run_timed(
+            port: int, pid: int, ids: list[str], row: dict[str, float], key: str
+        ) -> None:
+            """The load of ``args.clients`` clients: p50, p99 and the server's CPU per request
+            (steadier than the answer times on a noisy machine: under this load the answer
+            waits its turn behind the others', so p50 follows it)."""
+            before = cpu_seconds(pid)
+            times = await run_load(port, ids, args.clients, args.requests)
+            cpu = (cpu_seconds(pid) - before) / len(times)
+            row[f"{key}_p50"], row[f"{key}_p99"] = quantile(times, 0.5), quantile(times, 0.99)
+            row[f"{key}_cpu"] = cpu
+
         await run_load(bare_port, ids_big, args.clients, 5)  # warm up every server
         for key, (port, _) in servers.items():
             await run_load(port, databases[key][1], args.clients, 5)
@@ -284,12 +305,10 @@ async def main() -> None:
         rows = []
         for run in range(1, args.runs + 1):
             row: dict[str, float] = {}
-            bare = await run_load(bare_port, ids_big, args.clients, args.requests)
-            row["bare_p50"], row["bare_p99"] = quantile(bare, 0.5), quantile(bare, 0.99)
-            for (backend, f), (port, _) in servers.items():
-                ours = await run_load(port, databases[(backend, f)][1], args.clients, args.requests)
-                row[f"{backend}_{f}_p50"] = quantile(ours, 0.5)
-                row[f"{backend}_{f}_p99"] = quantile(ours, 0.99)
+            await run_timed(bare_port, processes[0].pid, ids_big, row, "bare")
+            for (backend, f), (port, process) in servers.items():
+                ids = databases[(backend, f)][1]
+                await run_timed(port, process.pid, ids, row, f"{backend}_{f}")
             bare1 = await run_load(bare_port, ids_big, 1, args.single)
             row["bare_1c_p50"] = quantile(bare1, 0.5)
             for backend in backends:
@@ -306,7 +325,7 @@ async def main() -> None:
         )
         print(
             f"  bare app           p50 {ms['bare_p50']} ms  p99 {ms['bare_p99']} ms  "
-            f"1 client p50 {ms['bare_1c_p50']} ms"
+            f"1 client p50 {ms['bare_1c_p50']} ms  CPU {ms['bare_cpu']} ms a request"
         )
         for (backend, f), (_, process) in servers.items():
             p50, p99 = median[f"{backend}_{f}_p50"], median[f"{backend}_{f}_p99"]
@@ -315,6 +334,7 @@ async def main() -> None:
                 f"({p50 / median['bare_p50']:.2f}×, goal ≤ 2)  p99 {p99 * 1000:.1f} ms "
                 f"({p99 / median['bare_p99']:.2f}×, goal ≤ 3)"
                 f"  peak RSS {peak_rss_mb(process.pid):.0f} MB (goal ≤ 150)"
+                f"  CPU {median[f'{backend}_{f}_cpu'] * 1000:.2f} ms a request"
             )
         for backend in backends:
             one = median[f"{backend}_{big}_1c_p50"] / median["bare_1c_p50"]
