@@ -5,8 +5,9 @@ replies, then deliveries and reminders — before the process exits.
 
 An HTTP request from Slack passes these checks in turn, each answering at once when it refuses:
 the size (413, before the body is read), Slack's signature over the raw bytes (401), a replay
-(401), the body's shape (400, ``handlers.middleware.screen``); only then does Bolt parse it. A
-refusal is logged in one line — the reason and the size, never the body.
+(401), the body's shape (400, ``handlers.middleware.screen``); only then does Bolt take it (its
+fields read by ``bot.slack_body``, where Bolt misreads them). A refusal is logged in one line —
+the reason and the size, never the body.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.request.internals import parse_body
 
 from bot import __version__, logs
 from bot.bootstrap import Bot, bootstrap, build_background, email_transport
@@ -39,6 +38,7 @@ from bot.probes import Probes
 from bot.replays import ReplayGuard
 from bot.settings import Settings
 from bot.slack_app import build_slack_app
+from bot.slack_body import bolt_request, read_body
 from handlers.middleware import Malformed, quoted, screen
 from handlers.runner import settle
 from scheduler.clock import Background
@@ -252,9 +252,9 @@ class Server:
             return web.json_response({"error": "this request was already served"}, status=401)
         try:
             body = raw.decode("utf-8")
-            wanted = screen(parse_body(body, request.content_type))
-            bolt_request = AsyncBoltRequest(
-                body=body,
+            wanted = screen(read_body(body, request.content_type))
+            slack_request = bolt_request(
+                body,
                 query=request.query_string,
                 headers=dict(request.headers),
                 context={logs.REQUEST_ID: request_id},  # the middleware keeps it
@@ -264,7 +264,7 @@ class Server:
         if not wanted:
             log.info("acknowledged a Slack event no listener wants (%d bytes)", len(raw))
             return web.Response(status=200)
-        response = await self.slack.async_dispatch(bolt_request)
+        response = await self.slack.async_dispatch(slack_request)
         return await to_aiohttp_response(response)
 
     async def _healthz(self, request: web.Request) -> web.Response:

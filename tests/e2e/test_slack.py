@@ -154,6 +154,19 @@ async def test_status_shows_label_assessments_consequences_and_buyers(
     assert "*At risk (1 of 3)*: 1 failing assessment in a row" in at_risk.text
 
 
+async def test_a_command_with_the_word_payload_in_it_is_answered(
+    client: SlackClient, people: None
+) -> None:
+    """Bolt reads any form body containing "payload" as an interaction's payload (and a slash
+    command's then as empty); the server reads the form by its fields."""
+    refused = await client.command("status payload", VIEWER)
+    assert refused.text == ":no_entry_sign: There is no factory `PAYLOAD`."
+    reply = await client.command("assess VN-1003 2026-10-01 CO-01 OS-01", ASSESSOR)
+    assert "VN-1003" in reply.text
+    noted = await client.command("history VN-1003 payload", VIEWER)  # one word too many
+    assert "/pnc history" in noted.text
+
+
 async def test_history_shows_who_submitted_what(client: SlackClient, people: None) -> None:
     await client.command("assess VN-1003 2026-10-01 CO-01 OS-01", ASSESSOR)
     text = (await client.command("history VN-1003", VIEWER)).text
