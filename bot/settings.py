@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from bot import redaction, validation
 from bot.errors import ConfigError, PncError
@@ -138,6 +138,8 @@ class Settings(BaseSettings):
                 f"driver {parsed.drivername!r} is not supported: use sqlite+aiosqlite:///… or "
                 "postgresql+asyncpg://…"
             )
+        if parsed.drivername == "postgresql+asyncpg" and parsed.query:
+            return SecretStr(_asyncpg_url(parsed).render_as_string(hide_password=False))
         return value
 
     @property
@@ -180,6 +182,50 @@ class Settings(BaseSettings):
             if address is not None:
                 found += redaction.url_secrets(address.get_secret_value())
         return tuple(dict.fromkeys(s for s in found if s))
+
+
+#: what asyncpg takes from a PostgreSQL URL's query (SQLAlchemy hands each to ``connect``)
+_ASYNCPG_OPTIONS = (
+    "host",
+    "port",
+    "user",
+    "password",
+    "database",
+    "passfile",
+    "ssl",
+    "target_session_attrs",
+    "krbsrvname",
+    "gsslib",
+    "prepared_statement_cache_size",
+)
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _asyncpg_url(url: URL) -> URL:
+    """A PostgreSQL URL's query checked for what asyncpg takes, libpq's ``sslmode`` (as the
+    URLs of managed databases carry it) read as asyncpg's ``ssl``. asyncpg would otherwise
+    refuse an unknown option with a traceback, at the first connection. The messages name
+    options and SSL modes, never a value that could be a secret."""
+    query = dict(url.query)
+    twice = sorted(name for name, value in query.items() if not isinstance(value, str))
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given more than once in the URL's query")
+    unknown = sorted(set(query) - {*_ASYNCPG_OPTIONS, "sslmode"})
+    if unknown:
+        raise ValueError(
+            f"the URL's query has {', '.join(unknown)}, which asyncpg does not take; it takes "
+            f"{', '.join(_ASYNCPG_OPTIONS)} (and sslmode, read as ssl)"
+        )
+    if "sslmode" in query:
+        if "ssl" in query:
+            raise ValueError("the URL's query gives both ssl and sslmode: keep one")
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": query["sslmode"]})
+        query["ssl"] = query.pop("sslmode")
+    if "ssl" in query and query["ssl"] not in _SSL_MODES:
+        raise ValueError(
+            f"ssl={query['ssl']!r} is not an SSL mode: use one of {', '.join(_SSL_MODES)}"
+        )
+    return url
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -211,6 +211,24 @@ async def test_the_hot_pool_connects_as_the_engine_does(db: Database) -> None:
         await other.dispose()
 
 
+async def test_a_url_with_libpq_sslmode_connects_the_engine_and_the_hot_pool(
+    db: Database,
+) -> None:
+    """``?sslmode=…`` as managed databases write it, read as asyncpg's ``ssl`` by the
+    settings: both the engine and the hot pool connect with it (this server offers no SSL:
+    ``disable``, and ``prefer`` falls back to a plain connection)."""
+    if not db.is_postgresql:
+        pytest.skip("asyncpg's options")
+    for mode in ("disable", "prefer"):
+        url = db.url.update_query_dict({"sslmode": mode}).render_as_string(hide_password=False)
+        other = Database(Settings(database_url=url).database_url.get_secret_value())
+        try:
+            await other.ping()
+            assert await snapshot.granted_role(other.hot, "U0NOBODY") is None
+        finally:
+            await other.dispose()
+
+
 async def test_entries_added_while_a_batch_is_written_wait_no_longer_than_the_window(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -253,6 +253,40 @@ def test_unsupported_database_driver_is_a_config_error(
     assert "sqlite+aiosqlite" in str(exc_info.value)
 
 
+def test_libpq_sslmode_in_a_postgresql_url_is_read_as_asyncpg_ssl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Managed databases hand out URLs with libpq's ``sslmode``; asyncpg calls it ``ssl``."""
+    url = "postgresql+asyncpg://pnc:p%40ss@db.internal:5432/pnc?sslmode=require"
+    monkeypatch.setenv("PNC_DATABASE_URL", url)
+    given = load_settings().database_url.get_secret_value()
+    assert given == "postgresql+asyncpg://pnc:p%40ss@db.internal:5432/pnc?ssl=require"
+    kept = "postgresql+asyncpg://pnc@db/pnc?password=q-s3cret&ssl=verify-full"
+    assert Settings(database_url=kept).database_url.get_secret_value() == kept
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("foo=bar&sslrootcert=ca.pem", "foo, sslrootcert, which asyncpg does not take"),
+        ("ssl=true", "use one of disable, allow, prefer, require, verify-ca, verify-full"),
+        ("sslmode=require&ssl=require", "both ssl and sslmode"),
+        ("port=5432&port=5433", "port given more than once"),
+    ],
+)
+def test_what_asyncpg_would_refuse_in_the_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, query: str, named: str
+) -> None:
+    """Not a traceback at the first connection: the variable and the option are named, and
+    the password is not shown."""
+    monkeypatch.setenv("PNC_DATABASE_URL", f"postgresql+asyncpg://pnc:pw-s3cret@db/pnc?{query}")
+    with pytest.raises(ConfigError) as exc_info:
+        load_settings()
+    message = str(exc_info.value)
+    assert "PNC_DATABASE_URL" in message and named in message
+    assert "pw-s3cret" not in message
+
+
 def test_config_error_lists_every_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PNC_TIMEZONE", "Nowhere")
     monkeypatch.setenv("PNC_CALL_REMINDER_DAYS", "soon")
