@@ -3,8 +3,10 @@
 Nothing is configured and nothing in the environment is read: the database is SQLite in a
 temporary folder that is deleted at the end, emails are written as ``.eml`` files (with their
 HTML alongside) into the folder the demo names, and what would be posted to the staff channel
-is printed. The demo's clock starts at the real "now" and moves forward where the story waits
-for a reminder.
+is printed. The demo's clock starts today at 10:00 in Viet Nam, whatever the hour it runs at
+(reminders fall due at the start of a working day, and the story waits for them by whole
+days), runs at the real pace from there, and moves forward where the story waits for a
+reminder.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -31,11 +34,19 @@ STAFF_CHANNEL = "C0PNCSTAFF"
 MANAGER = "U0DEMO"
 
 
-class DemoClock:
-    """Real time, moved forward when the story skips ahead."""
+#: the demo's time zone, and the hour of the day its story starts at
+TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+STARTS_AT = time(10, 0)
 
-    def __init__(self) -> None:
-        self.offset = timedelta()
+
+class DemoClock:
+    """Real time from ``STARTS_AT`` today in ``TIMEZONE``, moved forward when the story skips
+    ahead."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        start = datetime.combine(now.astimezone(TIMEZONE).date(), STARTS_AT, tzinfo=TIMEZONE)
+        self.offset = start - now
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
@@ -208,7 +219,7 @@ def _settings(database: Path, outbox: Path) -> Settings:
         slack_bot_token=None,
         slack_signing_secret=None,
         slack_app_token=None,
-        timezone="Asia/Ho_Chi_Minh",
+        timezone=TIMEZONE.key,
         call_reminder_days=3,
         readmission_reminder_days=7,
     )

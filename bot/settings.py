@@ -139,7 +139,7 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://…"
             )
         if parsed.drivername == "postgresql+asyncpg" and parsed.query:
-            return SecretStr(_asyncpg_url(parsed).render_as_string(hide_password=False))
+            return SecretStr(_asyncpg_url(url, parsed))
         return value
 
     @property
@@ -201,11 +201,12 @@ _ASYNCPG_OPTIONS = (
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
-def _asyncpg_url(url: URL) -> URL:
+def _asyncpg_url(written: str, url: URL) -> str:
     """A PostgreSQL URL's query checked for what asyncpg takes, libpq's ``sslmode`` (as the
-    URLs of managed databases carry it) read as asyncpg's ``ssl``. asyncpg would otherwise
-    refuse an unknown option with a traceback, at the first connection. The messages name
-    options and SSL modes, never a value that could be a secret."""
+    URLs of managed databases carry it) renamed asyncpg's ``ssl``; the rest of the URL stays as
+    written (so are its secrets, which the logs mask as written). asyncpg would otherwise refuse
+    an unknown option with a traceback, at the first connection. The messages name options and
+    SSL modes, never a value that could be a secret."""
     query = dict(url.query)
     twice = sorted(name for name, value in query.items() if not isinstance(value, str))
     if twice:
@@ -219,13 +220,18 @@ def _asyncpg_url(url: URL) -> URL:
     if "sslmode" in query:
         if "ssl" in query:
             raise ValueError("the URL's query gives both ssl and sslmode: keep one")
-        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": query["sslmode"]})
         query["ssl"] = query.pop("sslmode")
+        base, _, options = written.partition("?")
+        renamed = [
+            "ssl" + part[len("sslmode") :] if part.split("=", 1)[0] == "sslmode" else part
+            for part in options.split("&")
+        ]
+        written = f"{base}?{'&'.join(renamed)}"
     if "ssl" in query and query["ssl"] not in _SSL_MODES:
         raise ValueError(
             f"ssl={query['ssl']!r} is not an SSL mode: use one of {', '.join(_SSL_MODES)}"
         )
-    return url
+    return written
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -263,6 +263,10 @@ def test_libpq_sslmode_in_a_postgresql_url_is_read_as_asyncpg_ssl(
     assert given == "postgresql+asyncpg://pnc:p%40ss@db.internal:5432/pnc?ssl=require"
     kept = "postgresql+asyncpg://pnc@db/pnc?password=q-s3cret&ssl=verify-full"
     assert Settings(database_url=kept).database_url.get_secret_value() == kept
+    # the rest stays as written (the logs mask a secret as it is written)
+    written = "postgresql+asyncpg://pnc@db/pnc?password=q%2Ds3cret&sslmode=prefer"
+    renamed = Settings(database_url=written).database_url.get_secret_value()
+    assert renamed == "postgresql+asyncpg://pnc@db/pnc?password=q%2Ds3cret&ssl=prefer"
 
 
 @pytest.mark.parametrize(
