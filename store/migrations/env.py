@@ -9,12 +9,14 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import store.models  # noqa: F401  (registers the tables)
+import store.models  # registers the tables
 
 target_metadata = SQLModel.metadata
 
 
 def _configure_and_run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        store.models.for_postgresql()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -41,6 +43,8 @@ async def _run_with_own_engine() -> None:
 if context.is_offline_mode():
     from bot.settings import load_settings
 
+    if load_settings().database_url.get_secret_value().startswith("postgresql"):
+        store.models.for_postgresql()
     context.configure(
         url=load_settings().database_url.get_secret_value(),
         target_metadata=target_metadata,

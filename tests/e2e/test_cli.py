@@ -59,6 +59,50 @@ def import_examples(cwd: Path, env: dict[str, str]) -> list[str]:
     ]
 
 
+#: what `pnc-bot status` has no use for (``bench/cli_startup.py``): the migrations, the
+#: workers' parts, the progress bar, the re-evaluation (rules unchanged) and, on SQLite,
+#: PostgreSQL's dialect and driver
+NOT_FOR_STATUS = (
+    "alembic",
+    "aiohttp",
+    "aiosmtplib",
+    "slack_bolt",
+    "slack_sdk",
+    "prometheus_client",
+    "rich",
+    "bot.dispatcher",
+    "bot.usecases.reevaluation",
+    "sqlalchemy.dialects.postgresql",
+    "asyncpg",
+)
+
+
+def test_status_imports_only_what_it_needs(
+    tmp_path: Path, env: dict[str, str], db: Database
+) -> None:
+    """Every command starts a Python process: what it imports is most of what it takes."""
+    if not db.is_sqlite:
+        pytest.skip("the embedded default")
+    import_examples(tmp_path, env)
+    probe = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "sys.argv = ['pnc-bot', 'status', 'VN-1001']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {NOT_FOR_STATUS!r} if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=environment(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Persistently non-compliant" in result.stdout, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
 def test_import_then_status_json(tmp_path: Path, env: dict[str, str]) -> None:
     out = import_examples(tmp_path, env)
     assert out[0].startswith("factories: 6 rows read; 6 added")

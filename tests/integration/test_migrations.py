@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
 from store import migrate
@@ -20,6 +22,23 @@ async def test_migrated_schema_matches_the_models(db: Database) -> None:
             )
         )
     assert diff == []
+
+
+async def test_the_partial_unique_index_is_partial_on_both_databases(db: Database) -> None:
+    """One live assessment per factory and day: the index's condition is declared for the
+    database in use (PostgreSQL's when a PostgreSQL database is opened, ``store.models``), and
+    the migrated index has it."""
+    table = SQLModel.metadata.tables["assessment"]
+    (index,) = [i for i in table.indexes if i.name == "uq_assessment_factory_day"]
+    ddl = str(CreateIndex(index).compile(dialect=db.engine.dialect))
+    assert ddl.endswith("WHERE withdrawn_at IS NULL"), ddl
+    if db.is_postgresql:
+        found = "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_assessment_factory_day'"
+    else:
+        found = "SELECT sql FROM sqlite_master WHERE name = 'uq_assessment_factory_day'"
+    async with db.engine.connect() as conn:
+        made = (await conn.execute(text(found))).scalar_one()
+    assert "withdrawn_at IS NULL" in made, made
 
 
 async def test_upgrade_is_idempotent_and_at_head(db: Database) -> None:
