@@ -86,9 +86,9 @@ def test_status_imports_only_what_it_needs(
     import_examples(tmp_path, env)
     probe = (
         "import sys\n"
-        "from bot.cli import main\n"
+        "from bot.cli import app\n"
         "sys.argv = ['pnc-bot', 'status', 'VN-1001']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
         f"print([m for m in {NOT_FOR_STATUS!r} if m in sys.modules], file=sys.stderr)\n"
     )
     result = subprocess.run(
