@@ -292,18 +292,7 @@ class HotPath:
                 return found
             # another process holds the write lock: wait for it off the loop's thread
         elif self.db.is_postgresql:
-            pool = self._pool or await self._open_pool()
-            async with pool.acquire() as conn:
-                if len(batch) == 1:  # a transaction by itself: one round trip
-                    ((query, values),) = batch
-                    p = query.prepared(self.dialect)
-                    return [p.rows(await conn.fetch(p.sql, *p.args(values)))]
-                found = []
-                async with conn.transaction():
-                    for query, values in batch:
-                        p = query.prepared(self.dialect)
-                        found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
-                return found
+            return await self._run_postgresql(batch, write=True)
         return await self._run_engine(batch, write=True)
 
     def _write_sqlite(self, batch: Batch) -> list[list[Any]] | None:
@@ -314,22 +303,16 @@ class HotPath:
             conn = self._sqlite_writer = _open_sqlite(self._sqlite_path or "", write=True)
         # one statement is a transaction by itself (one call into SQLite: each call lets go of
         # the GIL, and taking it back can wait for another thread's turn)
-        alone = len(batch) == 1
         try:
-            if alone:
-                ((query, values),) = batch
-                p = query.prepared(self.dialect)
-                return [p.rows(conn.execute(p.sql, p.args(values)).fetchall())]
+            if len(batch) == 1:
+                return self._each_sqlite(conn, batch)
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # a statement fails whole: nothing was done
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
                 return None
             raise
         try:
-            found = []
-            for query, values in batch:
-                p = query.prepared(self.dialect)
-                found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
+            found = self._each_sqlite(conn, batch)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # the connection is left ready for the next batch
@@ -351,27 +334,35 @@ class HotPath:
             conn = self._sqlite = _open_sqlite(self._sqlite_path or "")
         conn.execute("BEGIN")
         try:
-            found = []
-            for query, values in batch:
-                p = query.prepared(self.dialect)
-                found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
+            return self._each_sqlite(conn, batch)
         finally:
             conn.execute("COMMIT")
+
+    def _each_sqlite(self, conn: sqlite3.Connection, batch: Batch) -> list[list[Any]]:
+        found = []
+        for query, values in batch:
+            p = query.prepared(self.dialect)
+            found.append(p.rows(conn.execute(p.sql, p.args(values)).fetchall()))
         return found
 
-    async def _run_postgresql(self, batch: Batch) -> list[list[Any]]:
+    async def _run_postgresql(self, batch: Batch, *, write: bool = False) -> list[list[Any]]:
+        """The batch on a pool connection: one statement alone (a transaction by itself, one
+        round trip; it sees one snapshot), several in one transaction — for reads, read-only
+        and ``REPEATABLE READ``, so they see one snapshot too."""
         pool = self._pool or await self._open_pool()
         async with pool.acquire() as conn:
-            if len(batch) == 1:  # one statement sees one snapshot by itself
-                ((query, values),) = batch
-                p = query.prepared(self.dialect)
-                return [p.rows(await conn.fetch(p.sql, *p.args(values)))]
-            found = []
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                for query, values in batch:
-                    p = query.prepared(self.dialect)
-                    found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
-            return found
+            if len(batch) == 1:
+                return await self._each_postgresql(conn, batch)
+            options = {} if write else {"isolation": "repeatable_read", "readonly": True}
+            async with conn.transaction(**options):
+                return await self._each_postgresql(conn, batch)
+
+    async def _each_postgresql(self, conn: Any, batch: Batch) -> list[list[Any]]:
+        found = []
+        for query, values in batch:
+            p = query.prepared(self.dialect)
+            found.append(p.rows(await conn.fetch(p.sql, *p.args(values))))
+        return found
 
     async def _run_engine(self, batch: Batch, *, write: bool = False) -> list[list[Any]]:
         async with self.db.connection(write=write) as conn:

@@ -323,10 +323,15 @@ async def record_now(
     """``record``, on the hot path (``store.hot``) in a transaction of its own, committed when
     this returns; with ``clear_pause``, that channel's pause is cleared in it too (it just
     delivered). False if another dispatcher took the notice over."""
-    batch = [(_recording(frozenset(values)), {**values, "id": notice_id, "by": claimed_by})]
+    batch = [(_recording(frozenset(values)), _recording_params(notice_id, claimed_by, values))]
     if clear_pause is not None:
         batch.append((_CLEAR_PAUSE, {"channel": clear_pause}))
     return bool((await hot.write(batch))[0])
+
+
+def _recording_params(notice_id: int, claimed_by: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``_recording``'s parameters (named apart from the columns, as SQLAlchemy requires)."""
+    return {"notice": notice_id, "by": claimed_by, **{f"new_{k}": v for k, v in values.items()}}
 
 
 @cache
@@ -337,12 +342,12 @@ def _recording(columns: frozenset[str]) -> Query:
         "record",
         update(o)
         .where(
-            o.c.id == bindparam("id"),
+            o.c.id == bindparam("notice"),
             o.c.claimed_by == bindparam("by"),
             o.c.status == OutboxStatus.SENDING,
         )
         .values(
-            {name: bindparam(name, type_=o.c[name].type) for name in sorted(columns)}
+            {name: bindparam(f"new_{name}", type_=o.c[name].type) for name in sorted(columns)}
             | {"lease_until": null(), "claimed_by": null()}
         )
         .returning(o.c.id),
@@ -354,8 +359,8 @@ async def record(
 ) -> bool:
     """Record a delivery's outcome, only if the claim is still ``claimed_by``'s; False if
     another dispatcher took it over."""
-    stmt = update(OUTBOX).where(*_ours(claimed_by, [notice_id])).values(_released(**values))
-    return bool((await conn.execute(stmt)).rowcount)
+    params = _recording_params(notice_id, claimed_by, values)
+    return bool((await conn.execute(_recording(frozenset(values)).statement, params)).all())
 
 
 async def renew(

@@ -143,3 +143,29 @@ async def test_another_process_writing_makes_the_write_wait_off_the_loop(db: Dat
     assert await channels(db) == ["email"]
     # and the next write, the lock free, runs on the loop's thread again
     assert await db.hot.write([(ADD_CHANNEL, {"name": "slack"})]) == [[("slack",)]]
+
+
+@pytest.mark.usefixtures("registered")
+async def test_an_outcome_meeting_another_writer_is_recorded_through_the_engine(
+    core: Core, clock: FrozenClock
+) -> None:
+    """The fallback runs the same statement through SQLAlchemy's engine (whose parameters must
+    be named apart from the columns)."""
+    if not core.db.is_sqlite:
+        pytest.skip("SQLite's one write lock")
+    (row,), name = await claimed(core, 1)
+    other = sqlite3.connect(
+        core.db.url.database or "", isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    done = threading.Timer(0.2, lambda: other.execute("COMMIT"))
+    done.start()
+    policy = dispatcher(core).outbox.policy
+    values = outcome_values(row, Result(Outcome.SENT), clock(), policy, random.Random(1))
+    try:
+        assert await store_outbox.record_now(core.db.hot, row.id, name, values)
+    finally:
+        done.join()
+        other.close()
+    (stored,) = [m for m in await outbox(core) if m.id == row.id]
+    assert (stored.status, stored.sent_at) == (OutboxStatus.SENT, clock())
